@@ -1,0 +1,126 @@
+/**
+ * Process bootstrap shared by every filter executable.
+ *
+ * Startup is when an admin is watching: bad flags print the usage and exit 2
+ * (Go's flag package does the same), unreadable files and other setup errors
+ * print one clear line and exit 1 — smtpd logs the filter's stderr and stops.
+ * After startup nothing ends the process but EOF on stdin: smtpd exits with
+ * its filters (§4.6), so uncaught errors are logged and survived.
+ */
+
+import type { FilterDefinition } from './filter.js'
+import { parseFlags, usage, UsageError, type FlagSpec, type FlagValues } from './flags.js'
+import { LineSplitter } from './lines.js'
+import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from './log.js'
+import { errText } from './message.js'
+import { Runtime } from './runtime.js'
+import { guardStdout, ProtocolWriter } from './writer.js'
+
+/** A configuration error found at startup: reported on one line, exit status 1. */
+export class StartupError extends Error {
+  override name = 'StartupError'
+}
+
+/** Flags every filter accepts. */
+export const COMMON_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'loglevel',
+    kind: 'string',
+    arg: 'level',
+    default: 'info',
+    help: 'log level on stderr: error, warn, info (one line per session verdict), debug',
+    check: (v) => ((LOG_LEVELS as readonly string[]).includes(String(v)) ? undefined : `one of ${LOG_LEVELS.join(', ')}`),
+  },
+  {
+    name: 'tmpdir',
+    kind: 'string',
+    arg: 'dir',
+    help: 'directory for messages too large to hold in memory (default $TMPDIR or /tmp)',
+  },
+]
+
+export interface ProgramSpec {
+  /** the installed name, e.g. filter-senderscore */
+  readonly program: string
+  /** usage synopsis after the program name */
+  readonly synopsis?: string
+  readonly flags: readonly FlagSpec[]
+  /** builds the filter(s) from the parsed flags; may throw StartupError or UsageError */
+  readonly build: (values: FlagValues, rest: string[], log: Logger) => FilterDefinition<any> | FilterDefinition<any>[] | Promise<FilterDefinition<any> | FilterDefinition<any>[]>
+  /** positional arguments allowed after the flags */
+  readonly positional?: boolean
+}
+
+/** Parses flags for a program, printing usage and exiting on errors. */
+export function parseProgramFlags(spec: ProgramSpec, argv: readonly string[]): { values: FlagValues; rest: string[] } {
+  const specs = [...spec.flags, ...COMMON_FLAGS]
+  try {
+    const parsed = parseFlags(argv, specs)
+    if (!spec.positional && parsed.rest.length > 0) throw new UsageError(`unexpected argument: ${parsed.rest[0]}`)
+    return parsed
+  } catch (err) {
+    if (err instanceof UsageError) {
+      if (err.message) process.stderr.write(`${spec.program}: ${err.message}\n`)
+      process.stderr.write(usage(spec.program, spec.synopsis ?? '[flags]', specs))
+      process.exit(err.help ? 0 : 2)
+    }
+    throw err
+  }
+}
+
+/** Runs a filter program: flags, build, then the protocol loop until EOF on stdin. */
+export async function runProgram(spec: ProgramSpec, argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  const write = guardStdout((text) => process.stderr.write(`stray stdout output redirected to stderr: ${text}`))
+  const { values, rest } = parseProgramFlags(spec, argv)
+  const log = createLogger((values.loglevel as LogLevel | undefined) ?? 'info')
+  let defs: FilterDefinition<any>[]
+  try {
+    const built = await spec.build(values, rest, log)
+    defs = Array.isArray(built) ? built : [built]
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${spec.program}: ${err.message}\n`)
+      process.exit(2)
+    }
+    process.stderr.write(`${spec.program}: ${errText(err)}\n`)
+    process.exit(1)
+  }
+  serve(defs, { log, write, tmpdir: values.tmpdir as string | undefined })
+}
+
+export interface ServeOptions {
+  readonly log: Logger
+  readonly write?: ReturnType<typeof guardStdout>
+  readonly tmpdir?: string
+}
+
+/** The protocol loop on stdin/stdout. Exits 0 at EOF on stdin, after flushing. */
+export function serve(defs: FilterDefinition<any>[], opts: ServeOptions): Runtime {
+  const { log } = opts
+  process.on('uncaughtException', (err) => log.error({ err: errText(err), stack: err.stack }, 'uncaught exception (survived)'))
+  process.on('unhandledRejection', (err) => log.error({ err: errText(err) }, 'unhandled rejection (survived)'))
+  // smtpd starts filters with setsid(): a HUP or INT is an admin's doing, not a reason to take smtpd down.
+  process.on('SIGHUP', () => log.info('SIGHUP ignored'))
+  process.stdin.on('error', (err) => log.warn({ err: errText(err) }, 'stdin error'))
+
+  const input = process.stdin
+  const writer = new ProtocolWriter(
+    process.stdout,
+    opts.write ?? guardStdout(() => {}),
+    (blocked) => (blocked ? input.pause() : input.resume()),
+    (err) => log.warn({ err: errText(err) }, 'stdout error: smtpd is gone?'),
+  )
+  const runtime = new Runtime({ filters: defs, writer, log, spool: { directory: opts.tmpdir } })
+  const splitter = new LineSplitter(
+    (line) => runtime.line(line),
+    undefined,
+    (bytes) => log.warn({ bytes }, 'input line too long for smtpd: dropped'),
+  )
+  input.on('data', (chunk: Buffer) => splitter.push(chunk))
+  input.on('end', () => {
+    splitter.end()
+    runtime.close()
+    void writer.end().then(() => process.exit(0))
+  })
+  return runtime
+}

@@ -1,0 +1,5 @@
+export * from './version.js'
+export * from './events.js'
+export * from './parse.js'
+export * from './serialize.js'
+export * from './dotstuff.js'
