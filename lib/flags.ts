@@ -48,11 +48,19 @@ export class UsageError extends Error {
 
 export interface ParsedFlags {
   readonly values: FlagValues
-  /** arguments after the flags */
+  /** arguments after the flags (after `--` when interspersed) */
   readonly rest: string[]
+  /** with `interspersed`: the non-flag arguments found among the flags */
+  readonly positional: string[]
 }
 
-export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): ParsedFlags {
+export interface ParseOptions {
+  /** GNU style: non-flag arguments may stand between flags; only `--` ends the flags */
+  readonly interspersed?: boolean
+}
+
+export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], opts: ParseOptions = {}): ParsedFlags {
+  const positional: string[] = []
   const byName = new Map<string, FlagSpec>()
   for (const s of specs) {
     byName.set(s.name, s)
@@ -102,7 +110,12 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
       i++
       break
     }
-    if (arg.length < 2 || arg[0] !== '-') break
+    if (arg.length < 2 || arg[0] !== '-') {
+      if (!opts.interspersed) break
+      positional.push(arg)
+      i++
+      continue
+    }
     if (arg === '-h' || arg === '-help' || arg === '--help') {
       if (!byName.has(arg.replace(/^-+/, ''))) throw new UsageError('', true)
     }
@@ -146,7 +159,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     }
     i++
   }
-  return { values, rest: argv.slice(i) }
+  return { values, rest: argv.slice(i), positional }
 }
 
 /** The usage text, one line per flag, like Go's flag.PrintDefaults. */
