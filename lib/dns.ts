@@ -268,7 +268,8 @@ export class DnsResolver {
       }, this.opts.timeoutMs);
       const waiter = this.limiter.acquire(() => {
         this.counters.queriesSent++;
-        this.backend.query(type, qname).then(
+        // Through a then() so that a backend throwing synchronously still ends as a result.
+        Promise.resolve().then(() => this.backend.query(type, qname)).then(
           (raw) => {
             const values = type === 'PTR' ? raw.values.map((v) => v.toLowerCase().replace(/\.$/, '')) : raw.values;
             const ttl = this.clampTtl(raw.ttl ?? this.opts.defaultTtl);
