@@ -278,9 +278,10 @@ export class DnsResolver {
             finish({ ...answer, values: [...values] });
           },
           (err: unknown) => {
-            const code = (err as { code?: string }).code;
-            const kind = mapErrorCode(code);
-            const r = fail(kind.error, `${type} ${qname}: ${code ?? (err as Error).message}`, kind.temporary);
+            const code = (err as { code?: unknown } | null)?.code;
+            const kind = mapErrorCode(typeof code === 'string' ? code : undefined);
+            const detail = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
+            const r = fail(kind.error, `${type} ${qname}: ${detail}`, kind.temporary);
             this.remember(key, r);
             finish(r);
           },
