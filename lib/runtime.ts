@@ -42,7 +42,8 @@ import { Session } from './session.js'
 import type { SpoolOptions } from './spool.js'
 import type { ProtocolWriter } from './writer.js'
 
-type AnyDef = FilterDefinition<unknown>
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- handler state types vary per filter
+type AnyDef = FilterDefinition<any>
 
 /** Reports that keep each declared need current. */
 const NEED_REPORTS: Record<Need, readonly string[]> = {
