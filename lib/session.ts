@@ -9,6 +9,7 @@
 
 import type { Report } from '../protocol/index.js'
 import type { SessionInfo } from './filter.js'
+import { parseSmtpdAddress } from './net.js'
 
 export class Session implements SessionInfo {
   rdns?: string
@@ -89,26 +90,10 @@ export class Session implements SessionInfo {
   }
 }
 
-/**
- * The client address from smtpd's forms: link-connect `1.2.3.4:port`,
- * `[2001:db8::1]:port`, `unix:/path`; connect request `1.2.3.4`, `[v6]`,
- * `local`. IPv4-mapped IPv6 becomes plain IPv4; a zone (`%em0`) is dropped.
- */
-export function clientAddress(src: string): { local: boolean; address?: string; family?: 4 | 6 } {
-  if (src === 'local' || src.startsWith('unix:')) return { local: true }
-  let host = src
-  if (host.startsWith('[')) {
-    const close = host.indexOf(']')
-    host = close < 0 ? host.slice(1) : host.slice(1, close)
-  } else {
-    const colon = host.lastIndexOf(':')
-    if (colon >= 0 && host.indexOf(':') === colon) host = host.slice(0, colon)
-  }
-  const zone = host.indexOf('%')
-  if (zone >= 0) host = host.slice(0, zone)
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host)
-  if (mapped) host = mapped[1]!
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) return { local: false, address: host, family: 4 }
-  if (host.includes(':')) return { local: false, address: host.toLowerCase(), family: 6 }
-  return { local: false }
+/** The client address from smtpd's src forms (`1.2.3.4:port`, `[v6]:port`, `unix:/path`, `local`). */
+function clientAddress(src: string): { local: boolean; address?: string; family?: 4 | 6 } {
+  const a = parseSmtpdAddress(src)
+  if (!a) return { local: false }
+  if (a.family === 'unix') return { local: true }
+  return { local: false, address: a.ip, family: a.family }
 }
