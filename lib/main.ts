@@ -116,7 +116,12 @@ export function serve(defs: FilterDefinition<any>[], opts: ServeOptions): Runtim
     undefined,
     (bytes) => log.warn({ bytes }, 'input line too long for smtpd: dropped'),
   )
-  input.on('data', (chunk: Buffer) => splitter.push(chunk))
+  input.on('data', (chunk: Buffer) => {
+    splitter.push(chunk)
+    // Answers decided while handling this chunk go out now, in one write, rather than
+    // after another turn of the event loop; asynchronous answers are batched by the writer.
+    writer.flush()
+  })
   input.on('end', () => {
     splitter.end()
     runtime.close()
