@@ -66,13 +66,13 @@ export function relaxedBodyLine(line: string): string {
   return line.charCodeAt(line.length - 1) === 0x20 ? line.slice(0, -1) : line;
 }
 
-const CHUNK = 64 * 1024;
+const CHUNK = 16 * 1024;
 
 /**
  * Incremental SHA-256 body hash for one body canonicalization (§3.4.3 / §3.4.4). Fed one line
  * at a time (without its CRLF); empty lines are only counted until a non-empty line follows,
  * so trailing empty lines are ignored; memory is O(1) in the body size. Bytes are gathered in
- * a 64 KiB buffer so the hash sees few large updates.
+ * a 16 KiB buffer so the hash sees few large updates.
  */
 export class BodyHash {
   private readonly hash: Hash = createHash('sha256');
@@ -85,15 +85,31 @@ export class BodyHash {
   constructor(readonly algorithm: CanonAlgorithm) {}
 
   line(line: string): void {
-    if (this.algorithm === 'relaxed') line = relaxedBodyLine(line);
+    if (this.algorithm === 'relaxed') {
+      this.relaxedLine(line);
+      return;
+    }
     if (line.length === 0) {
       this.emptyLines++;
       return;
     }
-    for (; this.emptyLines > 0; this.emptyLines--) this.put('\r\n');
-    this.nonEmpty = true;
-    this.put(line);
-    this.put('\r\n');
+    this.emitEmptyLines();
+    const n = line.length;
+    if (n + 2 > CHUNK - this.used) {
+      this.flush();
+      if (n + 2 > CHUNK) {
+        this.put(line);
+        this.put('\r\n');
+        return;
+      }
+    }
+    // a JS loop beats Buffer.write for short lines (no native call per line)
+    const buf = this.buf;
+    let w = this.used;
+    for (let i = 0; i < n; i++) buf[w++] = line.charCodeAt(i);
+    buf[w++] = 0x0d;
+    buf[w++] = 0x0a;
+    this.used = w;
   }
 
   /** The base64 digest (bh=). simple: an empty body is one CRLF; relaxed: it is empty. */
@@ -106,6 +122,48 @@ export class BodyHash {
   /** Canonical body bytes hashed so far (for tests and statistics). */
   get length(): number {
     return this.bytes + this.used;
+  }
+
+  private emitEmptyLines(): void {
+    for (; this.emptyLines > 0; this.emptyLines--) this.put('\r\n');
+    this.nonEmpty = true;
+  }
+
+  /** §3.4.4 written straight into the buffer, byte by byte: no intermediate string. */
+  private relaxedLine(line: string): void {
+    let end = line.length;
+    while (end > 0 && (line.charCodeAt(end - 1) === 0x20 || line.charCodeAt(end - 1) === 0x09)) end--;
+    if (end === 0) {
+      this.emptyLines++;
+      return;
+    }
+    this.emitEmptyLines();
+    if (end + 2 > CHUNK - this.used) {
+      this.flush();
+      if (end + 2 > CHUNK) {
+        this.put(relaxedBodyLine(line));
+        this.put('\r\n');
+        return;
+      }
+    }
+    const buf = this.buf;
+    let w = this.used;
+    let wsp = false;
+    for (let i = 0; i < end; i++) {
+      const c = line.charCodeAt(i);
+      if (c === 0x20 || c === 0x09) {
+        wsp = true;
+        continue;
+      }
+      if (wsp) {
+        buf[w++] = 0x20;
+        wsp = false;
+      }
+      buf[w++] = c;
+    }
+    buf[w++] = 0x0d;
+    buf[w++] = 0x0a;
+    this.used = w;
   }
 
   private put(s: string): void {
