@@ -2,22 +2,28 @@
 // header once, hashes the body incrementally (one SHA-256 per body canonicalization, O(1)
 // memory), and at the end returns one DKIM-Signature per SignatureSpec.
 //
-// Output is byte-identical to filter-dkimsign 0.5 for the same key, flags and message, except
-// where the C filter's own signature fails to verify or the C filter dies; there we do the
-// correct thing instead:
+// Output is byte-identical to filter-dkimsign 0.5 for the same key, flags and message (checked
+// against the installed binary by test/dkim-cfilter.test.ts), except where the C filter's own
+// signature does not verify, or where it dies; there we do the correct thing instead:
 //  1. smtpd < 7.4 cuts every filter answer line at 2047 bytes, so a message line longer than
-//     1997 bytes (after dot-stuffing) is delivered cut while the C filter hashed it whole.
-//     Option maxLineBytes hashes the line as it will be delivered.
+//     1997 bytes (dot-stuffed) is delivered cut while the C filter hashed it whole: its body
+//     hash (or header hash) fails. Option maxLineBytes hashes the line as it will be delivered.
 //  2. With -c relaxed a bare CR inside a signed header becomes a space in the C filter's hash;
-//     RFC 6376 §3.4.2 and every verifier keep it (only SP and HTAB are WSP).
-//  3. A message without From: gets h= without "from" (even "h=;") from the C filter, which
-//     verifiers reject (RFC 6376 §5.4, §6.1.1); we list "from" anyway (signing its absence).
+//     RFC 6376 §3.4.2 and both verifiers keep it (only SP and HTAB are WSP): it fails.
+//  3. A message without From: gets h= without "from" (even "h=;"). RFC 6376 §5.4 makes "from"
+//     in h= a MUST and §6.1.1 a PERMFAIL; python3-dkim and Mail::DKIM do not enforce it, so a
+//     From: added later passes with them. We list "from" anyway (signing its absence).
 //  4. With -z, a message with no empty line after the header gets no "; " after z=, so z=
-//     swallows the following tags; we always close z=.
+//     swallows bh=: python3-dkim fails it. We always close z=.
+//  5. -x so large that t + x passes 2^63-1: the C filter's saturation check is optimized away
+//     (signed overflow) and it writes a negative x=, which both verifiers reject. We saturate.
 // And where the C filter exits (smtpd then exits too) we sign normally:
-//  5. -c relaxed, a signed field whose first line has an empty value ("Subject:") followed by
+//  6. -c relaxed, a signed field whose first line has an empty value ("Subject:") followed by
 //     a continuation line of two or more WSP characters ("Missized header", exit 1).
-//  6. A From: mailbox with an obs-route ("<@relay:a@example.org>") (NULL dereference).
+//  7. A From: mailbox with an obs-route ("<@relay:a@example.org>") (NULL dereference, SIGSEGV).
+// Not a signing difference but worth knowing: libopensmtpd drops a CR before the LF of every
+// line it reads, so the C filter delivers a line that ended in a bare CR (client sent CR CR LF)
+// without it; we hash lines exactly as given.
 
 import { createHash, sign, type KeyObject } from 'node:crypto';
 
