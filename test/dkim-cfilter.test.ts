@@ -13,10 +13,7 @@ import { CFilter, haveCFilter, type CResult } from './fixtures/dkim/cfilter.js';
 import { FROM_FORMS, generateMessage, rng } from './fixtures/dkim/corpus.js';
 import { Verifiers, wire, type VerifyAnswer } from './fixtures/dkim/verifiers.js';
 
-if (!haveCFilter()) {
-  t.plan(0, 'filter-dkimsign is not installed (Debian opensmtpd-filter-dkimsign)');
-  process.exit(0);
-}
+const skip = haveCFilter() ? false : 'filter-dkimsign is not installed (Debian opensmtpd-filter-dkimsign)';
 
 const fixture = (p: string): string => fileURLToPath(new URL(`fixtures/dkim/${p}`, import.meta.url));
 const KEYFILE: Record<Algorithm, string> = { 'rsa-sha256': fixture('rsa2048.key'), 'ed25519-sha256': fixture('ed25519.key') };
@@ -35,8 +32,11 @@ for (const d of DOMAINS) {
   for (const s of SELECTORS) KEYS[`${s}._domainkey.${d.toLowerCase()}`] = publicKeyRecord(s === 'ed' ? KEY['ed25519-sha256'] : KEY['rsa-sha256']);
 }
 
-const v = new Verifiers();
-t.teardown(() => v.close());
+let v: Verifiers;
+t.before(() => {
+  if (!skip) v = new Verifiers();
+});
+t.teardown(() => v?.close());
 
 /** The C filter's flags for one configuration, and the same as a SignatureSpec. */
 interface Config {
@@ -156,7 +156,7 @@ const CONFIGS: string[][] = [
 ];
 const PER_CONFIG = Number(process.env.DKIM_DIFF_N ?? 40);
 
-t.test('random corpus: byte-identical signatures, verified', async (t) => {
+t.test('random corpus: byte-identical signatures, verified', { skip }, async (t) => {
   for (const [i, extra] of CONFIGS.entries()) {
     const ed = extra.includes('ed25519-sha256');
     const flags = [...(extra.includes('-d') ? [] : ['-d', 'hz.test']), ...(extra.includes('-s') ? [] : ['-s', ed ? 'ed' : 'sel']), ...extra];
@@ -174,7 +174,7 @@ t.test('random corpus: byte-identical signatures, verified', async (t) => {
   }
 });
 
-t.test('From: forms choose the same domain', async (t) => {
+t.test('From: forms choose the same domain', { skip }, async (t) => {
   const extraForms = [
     'Alice <a@hz.test> (comment)', '"Alice" <a@other.example>', ',,a@sub.hz.test', '(nested (comment)) a@hz.test',
     'a(c)@other.example', 'a@(c)hz.test', 'a@other.example(c)', '"unterminated <a@hz.test>', 'Alice <a@hz.test',
@@ -197,7 +197,7 @@ t.test('From: forms choose the same domain', async (t) => {
   }
 });
 
-t.test('folding and copying edge cases', async (t) => {
+t.test('folding and copying edge cases', { skip }, async (t) => {
   const many = ['From: a@hz.test'];
   for (let i = 0; i < 60; i++) many.push(`Received: r${i}`);
   const longName = 'X-A-Very-Long-Header-Name-That-Goes-On-And-On-And-On-And-On-Forever-And-Ever';
@@ -230,7 +230,7 @@ async function cOnce(flags: string[], message: string[]): Promise<{ r: CResult |
   }
 }
 
-t.test('where the C filter fails, ours verifies', async (t) => {
+t.test('where the C filter fails, ours verifies', { skip }, async (t) => {
   const base = ['-d', 'hz.test', '-s', 'sel'];
   const head = ['From: a@hz.test', 'To: b@other.example', 'Subject: s'];
 
