@@ -170,7 +170,7 @@ export function decide(v: Verdicts, opts: Pick<RdnsOptions, 'actions' | 'replies
 
 /** `550 text` → { code, text }; throws a message fit for a usage error. */
 export function parseReply(s: string): Reply {
-  const m = /^([45][0-9][0-9]) +(\S.*)$/.exec(s.trim())
+  const m = /^([45][0-9][0-9]) +(\S[\s\S]*)$/.exec(s.trim())
   if (!m) throw new Error('expected a 4xx or 5xx code, a space and a text, e.g. "550 no rDNS is so 80s"')
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(m[2]!)) throw new Error('control characters are not allowed in a reply')
