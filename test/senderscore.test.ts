@@ -22,6 +22,7 @@ import {
 } from '../filters/senderscore/filter.js'
 import type { DnsResult } from '../lib/dns.js'
 import { parseFlags, UsageError } from '../lib/flags.js'
+import type { Logger } from '../lib/log.js'
 import { COMMON_FLAGS } from '../lib/main.js'
 import { CidrSet } from '../lib/net.js'
 import { registrations } from '../lib/runtime.js'
@@ -31,7 +32,7 @@ import { sid, tok } from './lib/stream.js'
 const BLOCK = `disconnect|550 ${BLOCK_TEXT}`
 
 /** A logger that keeps its JSON lines. */
-function captureLog(): { log: ReturnType<typeof pino>; lines: Record<string, unknown>[] } {
+function captureLog(): { log: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = []
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -39,7 +40,7 @@ function captureLog(): { log: ReturnType<typeof pino>; lines: Record<string, unk
       cb()
     },
   })
-  return { log: pino({ level: 'debug', base: undefined, timestamp: false }, stream), lines }
+  return { log: pino({ level: 'debug', base: undefined, timestamp: false }, stream) as unknown as Logger, lines }
 }
 
 /** A resolver double: name → result (or a function of it), optionally late; counts queries. */
@@ -380,7 +381,7 @@ t.test('verdict line fields', async (t) => {
   const { Runtime } = await import('../lib/runtime.js')
   const { ProtocolWriter } = await import('../lib/writer.js')
   const { PassThrough } = await import('node:stream')
-  const log = pino({ level: 'info', base: undefined, timestamp: false }, stream)
+  const log = pino({ level: 'info', base: undefined, timestamp: false }, stream) as unknown as Logger
   const def = senderscoreFilter({ blockBelow: 10, blockPhase: 'mail-from', junkBelow: 70, slowFactor: 100, scoreHeader: false, testMode: false, maxDelayMs: 30_000, resolver: new FakeResolver(SCORES), log })
   const rt = new Runtime({ filters: [def], writer: new ProtocolWriter(new PassThrough()), log })
   const d = new Driver([def])
