@@ -7,7 +7,7 @@
  * and registered cannot drift apart.
  */
 
-import type { Decision, Report, ReportEventName } from '../protocol/index.js'
+import type { Decision, ProtocolVersion, Report, ReportEventName } from '../protocol/index.js'
 import type { Logger } from './log.js'
 
 export { proceed, junk, reject, disconnect, rewrite, report, type Decision } from '../protocol/index.js'
@@ -107,6 +107,11 @@ export interface MessageContext<S> extends Context<S> {
   readonly headers: readonly HeaderField[]
   /** bytes of message seen so far (line bytes plus line ends) */
   readonly bytes: number
+  /**
+   * the protocol version of this message's data-line requests (smtpd < 7.6 announces no
+   * `config|protocol`): below 0.7, smtpd truncates answer lines (`answersTruncated`)
+   */
+  readonly version: ProtocolVersion
 }
 
 /** Where a data handler sends its lines (plain, unstuffed; the runtime stuffs them). */

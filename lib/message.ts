@@ -11,7 +11,7 @@
  * that loses a line or the dot hangs the session.
  */
 
-import { END_OF_MESSAGE, stuff, unstuff } from '../protocol/index.js'
+import { END_OF_MESSAGE, stuff, unstuff, type ProtocolVersion } from '../protocol/index.js'
 import type { Logger } from './log.js'
 import type { Context, DataHandler, FilterDefinition, HeaderField, LineSink, MessageContext, MessageEdit, SessionInfo, SmtpdConfig } from './filter.js'
 import { Spool, type SpoolOptions } from './spool.js'
@@ -85,6 +85,8 @@ export interface StageSpec {
   readonly def: AnyDef
   readonly handler: DataHandler<unknown>
   readonly base: Context<unknown>
+  /** the version of the data-line requests */
+  readonly version: ProtocolVersion
 }
 
 /** One filter's view of one message; it is also the handler's MessageContext. */
@@ -93,6 +95,7 @@ class Stage implements MessageContext<unknown> {
   readonly state: unknown
   readonly log: Logger
   readonly config: SmtpdConfig
+  readonly version: ProtocolVersion
   readonly headers: HeaderField[] = []
   bytes = 0
   failed = false
@@ -113,6 +116,7 @@ class Stage implements MessageContext<unknown> {
     this.state = spec.base.state
     this.log = spec.base.log
     this.config = spec.base.config
+    this.version = spec.version
     if (spec.handler.mode === 'hold') this.spool = new Spool(spoolOptions)
     this.sink = {
       write: (line: string) => {

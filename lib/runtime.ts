@@ -436,7 +436,7 @@ export class Runtime {
       log: this.log,
       spool: this.spool,
     }
-    const specs: StageSpec[] = this.dataStages.map((s) => ({ index: s.index, def: s.def, handler: s.handler, base: this.context(rec, s.index) }))
+    const specs: StageSpec[] = this.dataStages.map((s) => ({ index: s.index, def: s.def, handler: s.handler, base: this.context(rec, s.index), version }))
     return new MessagePipeline(host, specs)
   }
 
