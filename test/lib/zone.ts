@@ -71,8 +71,8 @@ function expandIPv6(ip: string): string {
   return groups.map((g) => g.padStart(4, '0')).join('');
 }
 
-/** Merge zone parts: records of the same name and type are concatenated, other fields
- * of later parts win. */
+/** Merge zone parts: records of the same name and type are concatenated (an identical
+ * record once), other fields of later parts win. */
 export function zone(...parts: Zone[]): Zone {
   const out: Zone = {};
   for (const part of parts) {
@@ -81,12 +81,17 @@ export function zone(...parts: Zone[]): Zone {
       const cur: ZoneEntry = out[name] ?? {};
       const merged: ZoneEntry = { ...cur, ...entry };
       for (const k of ['A', 'AAAA', 'PTR', 'TXT', 'MX'] as const) {
-        if (cur[k] && entry[k]) (merged as Record<string, unknown[]>)[k] = [...cur[k]!, ...entry[k]!];
+        if (cur[k] && entry[k]) (merged as Record<string, unknown[]>)[k] = union<unknown>(cur[k]!, entry[k]!);
       }
       out[name] = merged;
     }
   }
   return out;
+}
+
+function union<T>(x: T[], y: T[]): T[] {
+  const seen = new Set(x.map((v) => JSON.stringify(v)));
+  return [...x, ...y.filter((v) => !seen.has(JSON.stringify(v)))];
 }
 
 /** A (or AAAA, by the address's family) records for name. */

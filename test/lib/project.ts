@@ -1,0 +1,58 @@
+// Where the project is, the compiled programs the lab runs, and the proc-exec command
+// line of a filter.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(): string {
+  // This file runs from test/lib/ (tap, from source) or dist/test/lib/ (compiled).
+  for (let d = dirname(fileURLToPath(import.meta.url)); d !== dirname(d); d = dirname(d)) {
+    const pkg = join(d, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'opensmtpd-filters') return d;
+  }
+  throw new Error('opensmtpd-filters: package.json not found above ' + import.meta.url);
+}
+
+/** Absolute path of the project (the directory of package.json). */
+export const projectRoot = findRoot();
+
+export const NODE = '/usr/bin/node';
+
+/** A compiled helper program: dist/test/lib/<name>.js (run `npm run build` first). */
+export function distHelper(name: string): string {
+  const p = join(projectRoot, 'dist', 'test', 'lib', name + '.js');
+  if (!existsSync(p)) throw new Error(`${p} is missing: run \`npm run build\` first`);
+  return p;
+}
+
+/** Quote one word for the /bin/sh -c that proc-exec runs. The command sits inside
+ * smtpd.conf's double quotes, so it cannot carry a double quote at all. */
+export function shellWord(w: string): string {
+  if (w.includes('"')) throw new Error(`a filter argument cannot contain a double quote: ${w}`);
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The proc-exec command of one of our filters: node <root>/dist/filters/<name>/main.js args… */
+export function filterCommand(name: string, args: string[] = []): string {
+  return [NODE, join(projectRoot, 'dist', 'filters', name, 'main.js'), ...args].map(shellWord).join(' ');
+}
+
+let readable: boolean | undefined;
+
+/** Can smtpd's default filter user (opensmtpd) run our compiled code? Not when the
+ * project lives under /root (a CI clone); node also reads package.json for "type". */
+export function opensmtpdCanRead(): boolean {
+  if (readable === undefined) {
+    const [pkg, dist, mods] = ['package.json', 'dist', 'node_modules'].map((p) => join(projectRoot, p));
+    const test = ['-r', pkg!, '-a', '-r', dist!, '-a', '-x', dist!, '-a', '-r', mods!, '-a', '-x', mods!];
+    try {
+      execFileSync('/usr/sbin/runuser', ['-u', 'opensmtpd', '--', '/usr/bin/test', ...test], { stdio: 'ignore' });
+      readable = true;
+    } catch {
+      readable = false;
+      process.stderr.write(`lab: ${projectRoot} is not readable by user opensmtpd; our filters run as user root\n`);
+    }
+  }
+  return readable;
+}
