@@ -5,13 +5,14 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import dns2 from 'dns2';
 import {
   a, headerValues, host, Lab, projectRoot, ptr, reverseName, startZoneServer, txt, zone,
   type SessionResult, type Zone,
 } from '../lib/lab.js';
-import { namespacePids, pidAlive as alive, sweepStale } from '../lib/netns.js';
+import { cmdline, namespacePids, pidAlive as alive, sweepStale } from '../lib/netns.js';
 import { dataPayload } from '../lib/smtp-client.js';
 
 const IP = '/usr/sbin/ip';
@@ -188,7 +189,7 @@ t.test('the lab', { skip: root ? false : 'needs root (ip netns, mount, smtpd)' }
       const carol = await smtpd.waitDelivered('carol', before.carol + 25);
       const subjects = [...alice, ...carol].map((d) => headerValues(d.data, 'Subject')[0]).filter((s) => s?.startsWith('concurrent'));
       t.equal(new Set(subjects).size, 50, 'every session delivered its own message');
-      t.equal(await smtpd.queue(), '', 'queue empty');
+      await smtpd.waitQueueEmpty();
     });
 
     await t.test('STARTTLS (anonymous ECDH) and AUTH PLAIN on 587', async (t) => {
@@ -294,8 +295,10 @@ t.test('cleanup', { skip: root ? false : 'needs root' }, async (t) => {
     const lab = await Lab.create();
     await lab.startDns(WORLD);
     const smtpd = await lab.startSmtpd({ filters: [{ name: 'mute', command: '/bin/sleep 600' }], waitReady: false });
+    // smtpd is started: wait for it to have forked the filter.
+    for (let i = 0; i < 200 && !namespacePids(lab.name).some((p) => cmdline(p) === '/bin/sleep 600'); i++) await sleep(50);
     const pids = namespacePids(lab.name);
-    t.ok(pids.length >= 3, `${pids.length} processes in the namespace`);
+    t.ok(pids.some((p) => cmdline(p) === '/bin/sleep 600'), `${pids.length} processes in the namespace, the filter among them`);
     await lab.close();
     t.notMatch(nsList(), lab.name);
     t.notOk(existsSync(`/etc/netns/${lab.name}`));

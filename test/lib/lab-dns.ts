@@ -2,6 +2,7 @@
 // namespace, which every process there uses through /etc/netns/<ns>/resolv.conf.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { QueryLogEntry } from './dns-zone-server.js';
 import { HEALTH_NAME } from './dns-zone-server.js';
 import type { Lab } from './lab.js';
@@ -42,7 +43,7 @@ export class LabDns {
       const r = await this.lab.exec([NODE, '-e', script], { timeoutMs: 10_000 });
       if (r.code === 0) return;
       if (i >= 20) throw new Error(`the lab DNS does not answer: ${r.stderr.toString()}\n${this.proc.output()}`);
-      await new Promise((res) => setTimeout(res, 100));
+      await sleep(100);
     }
   }
 

@@ -10,22 +10,42 @@
 //
 // API (one line each):
 //   Lab.create({ prefix?='osf', keep? }): Promise<Lab>       namespace <prefix>-<pid>-<n>, lo up
-//   lab.name, lab.wd                                          namespace name, work dir (/tmp)
+//   lab.name, lab.wd, lab.leftovers                           netns name, work dir, what close() had to kill
 //   lab.exec(argv, { input?, timeoutMs?, env?, cwd?, inNamespace? }): Promise<ExecResult>
 //   lab.spawn(argv, { env?, cwd?, logFile?, stdin?, inNamespace? }): LabProcess   ended by close()
+//     (env is added to BASE_ENV: the lab never passes on tap's NODE_OPTIONS)
 //   lab.startDns(zone): Promise<LabDns>                       zone server on 127.0.0.1:53; also lab.dns
 //     lab.dns.setZone(zone), .queries(), .asked(name, type?), .clearQueries(), .stop()
 //   lab.startSmtpd(SmtpdOptions): Promise<Smtpd>              waits for the banner unless waitReady:false
 //     smtpd.waitReady({ timeoutMs }), .log(), .alive(), .stop(), .conf, .wd, .leftovers
-//     smtpd.delivered(user): Delivered[] ({ data, junk, file }), .waitDelivered(user, n, ms), .queue()
+//     smtpd.delivered(user): Delivered[] ({ data, junk, file }), .waitDelivered(user, n, ms)
+//     smtpd.queue(), .waitQueueEmpty(ms)
 //   lab.smtp(SessionOptions): Promise<SessionResult>          one session, via dist/test/lib/smtp-client.js
 //   lab.smtpMany(SessionOptions[]): Promise<SessionResult[]>  all at once, one client process
 //   lab.smtpScript(SessionScript[]): Promise<SessionResult[]> raw steps (smtp-client.ts)
+//     result: { ok, codes, timings, replies[{ cmd, code, lines, at, ms }], mismatches, tls?,
+//               closedByServer, error?, connectMs, ms }
 //   lab.swaks(args, { timeoutMs? }): Promise<ExecResult>      swaks --server 127.0.0.1 unless given
 //   lab.close(): Promise<void>                                stop all, kill leftovers, delete netns
 //   filterCommand(name, args): string                         node <root>/dist/filters/<name>/main.js …
 //   zone(...), host(name, ip), a(name, ...ips), ptr(ip, ...names), txt(name, ...strings), mx(...)
 //   startZoneServer(zone, { port: 0 }): Promise<ZoneServer>  the same DNS in-process, for unit tests
+//   body(msg), headerBlock(msg), headerValues(msg, name)      reading a Delivered's data
+//
+// Good to know:
+// - waitReady opens one session from PROBE_SRC (127.0.0.254, banner + QUIT): filters see
+//   it; lab.dns.queries() leaves out its PTR lookup. smtpd gives no other sign that its
+//   filters are ready (it holds sessions, not the listening socket).
+// - The session client opens at most 4 connections at a time: smtpd listens with a
+//   backlog of 5 (netns.ts explains what overflowing it does).
+// - smtpd accepts lines of at most 65,534 bytes before the LF, CR included: 65,533 bytes
+//   of content in a CRLF line; longer gets "500 5.0.0 Line too long".
+// - Filters run as smtpd's default user opensmtpd. When the project is not readable by
+//   it (a clone under /root), filters whose command is under projectRoot get `user root`
+//   (logged once).
+// - node:dns: Resolver.reverse() reports SERVFAIL and timeouts as ENOTFOUND (use
+//   resolvePtr(reverseName(ip))); c-ares 1.34 shortens its timeout to the latency seen
+//   (~1 s after a few fast answers, whatever `timeout` says).
 //
 // Cleanup: close() is the normal path; a process exit or SIGINT/SIGTERM/SIGHUP runs it
 // synchronously, and Lab.create first removes namespaces of our prefix whose owner pid is
@@ -37,12 +57,12 @@ import { join } from 'node:path';
 import { LabDns } from './lab-dns.js';
 import { LabProcess, type ExitStatus, type SpawnOptions } from './lab-process.js';
 import { createNamespace, onProcessExit, removeNamespace, sweepStale } from './netns.js';
-import { distHelper, NODE } from './project.js';
+import { BASE_ENV, distHelper, NODE } from './project.js';
 import { buildSession, type SessionOptions, type SessionResult, type SessionScript } from './smtp-client.js';
 import { Smtpd, type SmtpdOptions } from './smtpd.js';
 import type { Zone } from './zone.js';
 
-export { filterCommand, opensmtpdCanRead, projectRoot } from './project.js';
+export { BASE_ENV, filterCommand, opensmtpdCanRead, projectRoot } from './project.js';
 export { a, host, mx, ptr, reverseName, txt, zone, type Zone, type ZoneEntry } from './zone.js';
 export { startZoneServer, type QueryLogEntry, type ZoneServer } from './dns-zone-server.js';
 export { body, headerBlock, headerValues, type Delivered } from './maildir.js';
@@ -110,7 +130,7 @@ export class Lab {
   spawn(argv: string[], opts: SpawnOptions & { inNamespace?: boolean } = {}): LabProcess {
     if (this.closed) throw new Error(`lab ${this.name} is closed`);
     const full = opts.inNamespace === false ? argv : [IP, 'netns', 'exec', this.name, ...argv];
-    const p = new LabProcess(full, opts);
+    const p = new LabProcess(full, { ...opts, env: { ...BASE_ENV, ...opts.env } });
     this.procs.add(p);
     void p.exited.finally(() => this.procs.delete(p)).catch(() => {});
     return p;

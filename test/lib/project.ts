@@ -19,6 +19,15 @@ export const projectRoot = findRoot();
 
 export const NODE = '/usr/bin/node';
 
+/** The environment of everything the lab starts (smtpd, and so its filters, included):
+ * clean, as the reference harness starts smtpd. In particular without tap's
+ * NODE_OPTIONS, which would load tap's process-info hook into every helper. */
+export const BASE_ENV: Readonly<Record<string, string>> = {
+  PATH: '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin',
+  LANG: 'C.UTF-8',
+  TZ: 'UTC',
+};
+
 /** A compiled helper program: dist/test/lib/<name>.js (run `npm run build` first). */
 export function distHelper(name: string): string {
   const p = join(projectRoot, 'dist', 'test', 'lib', name + '.js');

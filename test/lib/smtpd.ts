@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Lab } from './lab.js';
 import { LabProcess, tail, type ExitStatus } from './lab-process.js';
 import { readMaildir, type Delivered } from './maildir.js';
@@ -15,13 +16,6 @@ const NOBODY = 65534;
 
 /** The source address of waitReady's greeting probe (filters see this session). */
 export const PROBE_SRC = '127.0.0.254';
-
-/** smtpd's environment (and so its filters'): clean, as the harness starts it. */
-export const BASE_ENV = {
-  PATH: '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin',
-  LANG: 'C.UTF-8',
-  TZ: 'UTC',
-};
 
 export interface FilterSpec {
   name: string;
@@ -56,7 +50,7 @@ export interface SmtpdOptions {
   extraConf?: string;
   /** smtpd -T flags; default ['filters'] */
   trace?: string[];
-  /** added to BASE_ENV */
+  /** smtpd's (and so the filters') environment, added to BASE_ENV */
   env?: Record<string, string>;
   /** wait for the banner (default); false to call waitReady yourself */
   waitReady?: boolean;
@@ -148,7 +142,7 @@ export class Smtpd {
     this.proc = this.lab.spawn(
       ['/usr/bin/unshare', '--uts', '/bin/sh', '-c', script, 'lab-smtpd', this.hostname,
         join(this.wd, 'spool'), join(this.wd, 'run'), ...argv],
-      { env: { ...BASE_ENV, ...this.opts.env }, cwd: this.wd, logFile: join(this.wd, 'smtpd.log') },
+      { env: this.opts.env, cwd: this.wd, logFile: join(this.wd, 'smtpd.log') },
     );
   }
 
@@ -174,7 +168,7 @@ export class Smtpd {
       const ss = (await this.lab.exec(['/usr/bin/ss', '-Hltn'])).stdout.toString();
       if (want.every((w) => ss.includes(` ${w} `))) break;
       if (Date.now() > deadline) throw fail(`is not listening on ${want.join(' ')} after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     const [host, port] = splitHostPort(want[0] ?? '127.0.0.1:25');
     const src = host === '::1' ? '::1' : PROBE_SRC;
@@ -196,7 +190,7 @@ export class Smtpd {
     const tree = descendants(this.lab.name, this.proc.pid);
     const status = await this.proc.stop(graceMs, false);
     const mine = () => tree.filter(pidAlive);
-    for (let i = 0; i < 40 && mine().length; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 40 && mine().length; i++) await sleep(50);
     const left = mine();
     this.leftovers.push(...left.map((p) => `${p} ${cmdline(p)}`));
     killPids(this.lab.name, left);
@@ -220,7 +214,7 @@ export class Smtpd {
         throw new Error(`${got.length} of ${n} messages delivered to ${user} after ${timeoutMs} ms` +
           `${this.alive() ? '' : ' (smtpd exited)'}; smtpd log ends with:\n${tail(this.log(), 30)}`);
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
 
@@ -229,6 +223,16 @@ export class Smtpd {
     const r = await this.lab.exec(['/usr/bin/nsenter', '-t', String(this.proc.pid), '-m', '-n', '/usr/sbin/smtpctl', 'show', 'queue'], { inNamespace: false });
     if (r.code !== 0) throw new Error(`smtpctl show queue: ${r.stderr.toString()}`);
     return r.stdout.toString();
+  }
+
+  /** The MDA writes the maildir file before the envelope leaves the queue. */
+  async waitQueueEmpty(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let q = await this.queue();
+    for (; q !== ''; q = await this.queue()) {
+      if (Date.now() > deadline) throw new Error(`queue not empty after ${timeoutMs} ms:\n${q}`);
+      await sleep(100);
+    }
   }
 }
 
