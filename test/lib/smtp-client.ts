@@ -188,13 +188,17 @@ async function connectSlot<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function connect(s: SessionScript): Promise<net.Socket> {
+function connect(s: SessionScript, timeoutMs: number): Promise<net.Socket> {
   const host = s.host ?? (s.src && net.isIPv6(s.src) ? '::1' : '127.0.0.1');
   const opts: net.NetConnectOpts = { host, port: s.port ?? 25 };
   if (s.src) opts.localAddress = s.src;
   return new Promise((resolve, reject) => {
-    const sock = net.connect(opts, () => { sock.off('error', reject); resolve(sock); });
-    sock.once('error', reject);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`connect: no handshake within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const sock = net.connect(opts, () => { clearTimeout(timer); sock.off('error', reject); resolve(sock); });
+    sock.once('error', (e) => { clearTimeout(timer); reject(e); });
   });
 }
 
@@ -225,7 +229,7 @@ export async function runSession(s: SessionScript): Promise<SessionResult> {
   };
 
   try {
-    conn = new Conn(await connectSlot(() => connect(s)));
+    conn = new Conn(await connectSlot(() => connect(s, timeoutMs)));
     res.connectMs = Date.now() - t0;
     const c = conn;
     steps: for (const step of s.steps) {

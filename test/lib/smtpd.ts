@@ -86,7 +86,7 @@ export class Smtpd {
     chmodSync(join(wd, 'maildir'), 0o1777);
     chmodSync(wd, 0o755);
     for (const f of ['tls.crt', 'tls.key']) copyFileSync(join(this.lab.tlsDir(), f), join(wd, 'tls', f));
-    // smtpd refuses a private key that others can read.
+    // A private key readable by root only, as the reference harness keeps it.
     chmodSync(join(wd, 'tls', 'tls.key'), 0o600);
     const auth = this.opts.auth ?? { alice: 'secret-alice', bob: 'secret-bob' };
     const creds = Object.entries(auth).map(([u, pw]) =>
