@@ -90,7 +90,8 @@ t.test('filter-senderscore under smtpd 6.8', { skip: root ? false : 'needs root'
       { src: '::1', to: ['postmaster@test.example'], messages: [msg] },
     ])
     for (const r of rs) t.ok(r.ok, `${r.src}: the session goes through`, { result: why(r) })
-    for (const r of rs) t.ok(Math.max(...r.timings) < 2000, `${r.src}: no delay (${r.timings.join(',')})`)
+    // No -slowFactor: nothing is delayed on purpose (the bound only absorbs a loaded machine).
+    for (const r of rs) t.ok(Math.max(...r.timings) < 5000, `${r.src}: no delay (${r.timings.join(',')})`)
     const alice = await smtpd.waitDelivered('alice', 2)
     for (const m of alice) {
       t.same(headerValues(m.data, 'X-SenderScore'), ['50'], 'every message of the session carries the header')
