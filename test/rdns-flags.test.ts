@@ -48,6 +48,7 @@ t.test('usage errors', async (t) => {
     [['-rdns', 'reject', '-tempfail', 'junk'], /one of proceed, reject, disconnect/],
     [['-rdns', 'reject', '-tempfail', 'reject', '-tempfailText', '550 no'], /needs a 4xx code/],
     [['-rdns', 'reject', '-tempfailText', '451 later'], /needs -tempfail reject or -tempfail disconnect/],
+    [['-rdns', 'junk', '-tempfail', 'reject'], /-tempfail reject has no effect: no check has the action reject or disconnect/],
     [['-rdns', 'reject', '-timeout', '5'], /duration/],
     [['-rdns', 'reject', '-timeout', '0ms'], /duration/],
     [['-rdns', 'reject', '-allow', 'not a net'], /not an IP address, CIDR network or domain/],

@@ -500,6 +500,10 @@ export function buildOptions(values: FlagValues): RdnsOptions {
   const tempfail = (str(values, 'tempfail') ?? 'proceed') as TempfailAction
   const tt = str(values, 'tempfailText')
   if (tt !== undefined && tempfail === 'proceed') throw new UsageError('-tempfailText needs -tempfail reject or -tempfail disconnect')
+  if (tempfail !== 'proceed' && !Object.values(actions).some((a) => a === 'reject' || a === 'disconnect')) {
+    // An undecided check is never treated worse than a failed one (decide()).
+    throw new UsageError(`-tempfail ${tempfail} has no effect: no check has the action reject or disconnect`)
+  }
 
   const allowNets = new CidrSet()
   const allowDomains: string[] = []
