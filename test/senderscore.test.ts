@@ -156,7 +156,7 @@ t.test('flags: Go syntax, the -whitelist alias, validation at startup', async (t
   t.match(parse('--whitelist=/etc/y'), { allowlist: '/etc/y' })
   t.match(parse('-blockBelow', '-1'), { blockBelow: -1 }, 'a negative value after the flag')
   t.same(parse('-nameserver', '127.0.0.1:5353', '-nameserver', '[::1]:53').nameserver, ['127.0.0.1:5353', '[::1]:53'])
-  t.match(parse(), { blockBelow: -1, junkBelow: -1, slowFactor: -1, maxDelay: 30_000, dnsTimeout: 2000, maxInFlight: 64, cacheSize: 10_000 })
+  t.match(parse(), { blockBelow: -1, junkBelow: -1, slowFactor: -1, maxDelay: 30_000, dnsTimeout: 2000, maxInFlight: 256, cacheSize: 10_000 })
   for (const p of ['connect', 'helo', 'ehlo', 'starttls', 'auth', 'mail-from', 'rcpt-to', 'quit']) t.equal(parse('-blockPhase', p).blockPhase, p)
   for (const bad of [
     ['-blockPhase', 'data-line'],

@@ -407,7 +407,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'maxInFlight',
     kind: 'int',
     arg: 'n',
-    default: 64,
+    default: 256,
     help: 'most queries outstanding at the resolver at once',
     check: (v) => (Number(v) >= 1 ? undefined : 'at least 1'),
   },
@@ -440,7 +440,7 @@ export function buildFromFlags(values: FlagValues, log: Logger): FilterDefinitio
     : createResolver({
         servers: servers.length > 0 ? servers : undefined,
         timeoutMs: num(values, 'dnsTimeout') ?? 2000,
-        maxInFlight: num(values, 'maxInFlight') ?? 64,
+        maxInFlight: num(values, 'maxInFlight') ?? 256,
         cacheSize: num(values, 'cacheSize') ?? 10_000,
       })
   return senderscoreFilter({
