@@ -15,7 +15,10 @@
  */
 
 import {
+  ANSWER_LINE_LIMIT,
+  READ_BUFFER_LIMIT,
   FILTER_PHASES,
+  answersTruncated,
   ProtocolError,
   REPORT_EVENTS,
   checkDecision,
@@ -429,9 +432,35 @@ export class Runtime {
     rec.dataFailed = undefined
     const { version, session, token } = req
     const writer = this.writer
+    // Two limits on the lines smtpd reads back (usr.sbin/smtpd, all versions): its input
+    // buffer holds 64 KiB, so an answer line of 65,536 bytes or more with its '\n' is
+    // never read and smtpd's whole channel to this filter stalls (iobuf.c IOBUF_MAX,
+    // lka_filter.c processor_io); and smtpd < 7.4 keeps only the first 2,047 bytes of
+    // each line (LINE_MAX, fixed in 7.4). Below 7.4 a long line is cut where smtpd would
+    // cut it (the same delivered bytes, without the stall); from 7.4 a line longer than
+    // the buffer is split in two rather than lose bytes. Either way it is logged once.
+    const cut = answersTruncated(version)
+    const maxLine = (cut ? ANSWER_LINE_LIMIT : READ_BUFFER_LIMIT) - filterDataline(version, session, token, '').length
+    let warned = false
     const host: PipelineHost = {
       // All data-lines of a message share one token; the answer order follows the request's version.
-      write: (line: string) => writer.line(filterDataline(version, session, token, line)),
+      write: (line: string) => {
+        if (line.length <= maxLine) {
+          writer.line(filterDataline(version, session, token, line))
+          return
+        }
+        if (!warned) {
+          warned = true
+          this.log.warn(
+            { session, bytes: line.length, kept: maxLine },
+            cut
+              ? 'message line too long for smtpd < 7.4, which cuts what a filter sends back: cut as smtpd would (fixed in smtpd 7.4)'
+              : 'message line too long for smtpd to read back from a filter: split in two',
+          )
+        }
+        if (cut) writer.line(filterDataline(version, session, token, line.slice(0, maxLine)))
+        else for (let i = 0; i < line.length; i += maxLine) writer.line(filterDataline(version, session, token, line.slice(i, i + maxLine)))
+      },
       ready: () => writer.ready(),
       log: this.log,
       spool: this.spool,

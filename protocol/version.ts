@@ -58,5 +58,13 @@ export function answersTruncated(v: ProtocolVersion): boolean {
   return below(v, 0, 7)
 }
 
-/** LINE_MAX of smtpd < 7.4: an answer line (without its '\n') must stay below this many bytes. */
+/** LINE_MAX of smtpd < 7.4: the bytes of an answer line (without its '\n') smtpd keeps. */
 export const ANSWER_LINE_LIMIT = 2047
+
+/**
+ * smtpd reads filter output into a 64 KiB buffer (iobuf.c IOBUF_MAX, every
+ * version to 7.8): a line longer than this, without its '\n', is never read
+ * and the channel to the filter stalls. smtpd itself sends data-lines of up
+ * to ~65.6 KB, so an echoed line can exceed it.
+ */
+export const READ_BUFFER_LIMIT = 65535

@@ -337,3 +337,20 @@ t.test('garbage in: no output, no exception', async (t) => {
   d.send(d.b.request(S1, 'helo', tok(1), 'ok'))
   t.same(await d.take(), [`filter-result|${S1}|${tok(1)}|proceed`], 'and still answering')
 })
+
+t.test('answer lines smtpd cannot read back are never written', async (t) => {
+  // < 0.7: smtpd keeps 2047 bytes of an answer line; cut there (same delivered bytes, no stall).
+  const d6 = new Driver([{ name: 'n', data: { mode: 'stream' } }, { name: 's', data: { mode: 'stream', line: (_c, l, out) => out.write(l) } }]).handshake()
+  await d6.take()
+  d6.send(d6.b.data(S1, tok(9), 'A: b\n\n' + 'x'.repeat(65_533) + '\nend\n'))
+  const out6 = await d6.take()
+  t.same(out6.map((l) => l.length), [out6[0]!.length, out6[1]!.length, 2047, out6[3]!.length, out6[4]!.length])
+  t.equal(out6[2], `filter-dataline|${S1}|${tok(9)}|${'x'.repeat(1997)}`)
+  // 0.7: smtpd reads at most 65,535 bytes before the '\n' (a 64 KiB buffer): split, keep every byte.
+  const d7 = new Driver([{ name: 'n', data: { mode: 'stream' } }], { version: '0.7' }).handshake()
+  await d7.take()
+  d7.send(d7.b.data(S1, tok(9), 'x'.repeat(65_533) + '\n'))
+  const out7 = await d7.take()
+  t.ok(out7.every((l) => l.length <= 65_535), 'every line fits smtpd\'s buffer')
+  t.equal(out7.slice(0, -1).map((l) => l.split('|')[3]).join(''), 'x'.repeat(65_533), 'no byte lost')
+})
