@@ -298,3 +298,19 @@ t.test('Authentication-Results', async (t) => {
   t.same((await o.data(msg)).slice(0, 2), ['Authentication-Results: fallback.example;', '\tiprev=pass policy.iprev=192.0.2.10 (mail.good.example.org)'],
     'smtpd 6.6 sends no config|admd: the host name')
 })
+
+t.test('protocol versions: the same answers for smtpd 6.6 (0.4) and 7.8 (0.7)', async (t) => {
+  for (const version of ['0.4', '0.7']) {
+    const h = filter(t, ['-rdns', 'reject', '-fcrdns', 'disconnect', '-dyndns', 'junk'], { version })
+    t.equal(await h.session(CLIENT.mismatch).connect(), FCRDNS, `${version}: disconnect at connect`)
+    const s = h.session(CLIENT.dyn)
+    await s.connect()
+    t.equal(await s.mailFrom(), 'junk', `${version}: junk at mail-from`)
+    t.equal(await h.session(CLIENT.none).connect(), FCRDNS, `${version}: no PTR fails fcrdns too, and its disconnect beats the rdns reject`)
+    const r = filter(t, ['-rdns', 'reject'], { version })
+    const u = r.session(CLIENT.none)
+    await u.connect()
+    u.auth('alice')
+    t.equal(await u.mailFrom(), 'proceed', `${version}: link-auth parsed in this version's field order`)
+  }
+})
