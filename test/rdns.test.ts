@@ -291,6 +291,13 @@ t.test('Authentication-Results', async (t) => {
   await local.mailFrom()
   t.same(await local.data(msg), ['From: <a@example.org>', 'To: <b@test.example>', 'Subject: x', '', 'body'], 'skipped session: no header')
 
+  const slow = filter(t, ['-header', '-timeout', '3s'])
+  t.same(slow.registered.filter((l) => l.includes('|filter|')).map((l) => l.split('|')[3]), ['mail-from', 'data-line'], '-header alone: mail-from and data-lines')
+  const sl = slow.session(CLIENT.slowPtr)
+  t.equal(await sl.connect(), 'proceed', 'connect is not held')
+  t.equal(await sl.mailFrom(), 'proceed', 'MAIL FROM waits for the 1500 ms PTR answer')
+  t.same((await sl.data(msg)).slice(0, 2), [AR, '\tiprev=pass policy.iprev=192.0.2.30 (slow.example.org)'], 'so the header knows the result')
+
   const old = filter(t, ['-header'], { version: '0.4' })
   const o = old.session(CLIENT.good)
   await o.connect()

@@ -365,7 +365,8 @@ export function rdnsFilter(opts: RdnsOptions, deps: RdnsDeps): FilterDefinition<
 
   const phases: { -readonly [K in keyof PhaseHandlers<RdnsState>]: PhaseHandlers<RdnsState>[K] } = {}
   if (refuses('disconnect')) phases.connect = atConnect
-  if (refuses('junk') || (refuses('reject') && opts.rejectPhase === 'mail-from')) phases['mail-from'] = later('mail-from')
+  // With -header, MAIL FROM waits for the lookups too, so a slow answer is in before DATA.
+  if (refuses('junk') || (refuses('reject') && opts.rejectPhase === 'mail-from') || opts.header) phases['mail-from'] = later('mail-from')
   if (refuses('reject')) {
     if (opts.rejectPhase === 'helo') {
       phases.helo = later('helo')
