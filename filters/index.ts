@@ -6,6 +6,9 @@
 import type { ProgramSpec } from '../lib/main.js'
 
 export const FILTERS: Readonly<Record<string, () => Promise<ProgramSpec>>> = {
+  rdns: async () => (await import('./rdns/filter.js')).program,
+  senderscore: async () => (await import('./senderscore/filter.js')).program,
+  dkimsign: async () => (await import('./dkimsign/filter.js')).program,
   null: async () => (await import('./null/filter.js')).program,
 }
 
