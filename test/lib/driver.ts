@@ -5,7 +5,7 @@
 
 import { PassThrough } from 'node:stream'
 import type { FilterDefinition } from '../../lib/filter.js'
-import { createLogger } from '../../lib/log.js'
+import { createLogger, type Logger } from '../../lib/log.js'
 import { Runtime } from '../../lib/runtime.js'
 import type { SpoolOptions } from '../../lib/spool.js'
 import { ProtocolWriter } from '../../lib/writer.js'
@@ -18,7 +18,10 @@ export class Driver {
   private taken = 0
   private partial = ''
 
-  constructor(defs: FilterDefinition<any>[], opts: { version?: Version; spool?: SpoolOptions; logLevel?: 'silent' | 'debug' | 'info' | 'error' } = {}) {
+  constructor(
+    defs: FilterDefinition<any>[],
+    opts: { version?: Version; spool?: SpoolOptions; logLevel?: 'silent' | 'debug' | 'info' | 'error'; log?: Logger } = {},
+  ) {
     this.b = new StreamBuilder(opts.version ?? '0.6')
     const out = new PassThrough()
     out.on('data', (c: Buffer) => {
@@ -28,7 +31,7 @@ export class Driver {
       this.output.push(...lines)
     })
     const writer = new ProtocolWriter(out)
-    this.runtime = new Runtime({ filters: defs, writer, log: createLogger(opts.logLevel ?? 'silent'), spool: opts.spool })
+    this.runtime = new Runtime({ filters: defs, writer, log: opts.log ?? createLogger(opts.logLevel ?? 'silent'), spool: opts.spool })
   }
 
   send(...lines: (string | string[])[]): this {
