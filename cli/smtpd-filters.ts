@@ -8,6 +8,7 @@
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   record: { summary: 'record a filter\'s protocol streams (a proc-exec wrapper)', load: () => import('./record.js') },
   replay: { summary: 'replay a recorded stream to a filter and compare its answers', load: () => import('./replay.js') },
+  'dkim-keygen': { summary: 'make a DKIM key and print its DNS record', load: () => import('./dkim-keygen.js') },
 }
 
 function help(): string {
