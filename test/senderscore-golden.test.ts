@@ -179,3 +179,31 @@ t.test('real smtpd 6.8 recordings through the Go filter: same answers from ours'
     })
   }
 })
+
+t.test('never exits on input: an unregistered event, a 70,000-byte data-line, garbage', async (t) => {
+  // The Go filter exits on each of these (bufio.Scanner's 64 KiB limit, log.Fatalf), and smtpd with it.
+  // Protocol 0.7 (smtpd 7.4+), which takes answer lines of any length (before, smtpd cut them at
+  // 2047 bytes and the runtime does the same).
+  const p = new FilterProc(['-testMode', '-scoreHeader', '-blockBelow', '20'])
+  const sid = '7641df9771b4ed00'
+  const long = 'x'.repeat(70_000)
+  p.send(
+    'config|smtpd-version|7.8.0',
+    'config|protocol|0.7',
+    'config|ready',
+    `report|0.7|0|smtp-in|link-connect|${sid}|x|pass|1.2.3.42:33174|1.1.1.1:25`,
+    `report|0.7|0|smtp-in|tx-begin|${sid}|0badcafe`,
+    'not a protocol line',
+    `filter|0.7|0|smtp-in|connect|${sid}|1ef1c203cc576e5d|x|1.2.3.42`,
+    `filter|0.7|0|smtp-in|data-line|${sid}|aaaa|${long}`,
+    `filter|0.7|0|smtp-in|data-line|${sid}|aaaa|.`,
+  )
+  await p.waitFor(`filter-dataline|${sid}|aaaa|.`)
+  t.equal((await p.end()).code, 0, 'exit 0 at EOF only')
+  const answers = p.answers()
+  t.same(answers.slice(0, 2), [`filter-result|${sid}|1ef1c203cc576e5d|proceed`, `filter-dataline|${sid}|aaaa|X-SenderScore: 42`])
+  t.equal(answers.at(-1), `filter-dataline|${sid}|aaaa|.`)
+  // smtpd cannot read back an answer line of 64 KiB or more: the runtime splits it (lib/runtime.ts).
+  const body = answers.slice(2, -1).map((l) => l.slice(`filter-dataline|${sid}|aaaa|`.length))
+  t.equal(body.join(''), long, 'every byte of the long line passed through')
+})
