@@ -463,7 +463,9 @@ export function fromDomain(value: string): string | null {
 
 /** ASCII-only lower case (C locale tolower): 8-bit bytes are left alone. */
 export function lowerAscii(s: string): string {
-  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  // toLowerCase is ASCII-exact on ASCII text and much cheaper than a replace callback
+  // eslint-disable-next-line no-control-regex
+  return /[^\x00-\x7f]/.test(s) ? s.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : s.toLowerCase();
 }
 
 /**

@@ -27,23 +27,25 @@ const BH = -1; // the "bh" tag (the C code uses 'B')
  * kept, so folding is idempotent; a line with no checkpoint stays longer than 78 columns.
  */
 export function foldSignature(text: string): string {
-  const sig: number[] = new Array<number>(text.length);
-  for (let i = 0; i < text.length; i++) sig[i] = text.charCodeAt(i);
+  // The C code edits a char array in place; here the string is rebuilt at each break (a
+  // signature has a handful), which costs a fraction of copying it into an array of numbers.
+  let sig = text;
   let linelen = 0;
   let checkpoint = 0;
   let headername = true;
   let tag = 0;
   for (let i = 0; i < sig.length; i++) {
-    if (sig[i] === CR && sig[i + 1] === LF) {
+    let c = sig.charCodeAt(i);
+    if (c === CR && sig.charCodeAt(i + 1) === LF) {
       i++;
       checkpoint = 0;
       linelen = 0;
       continue;
     }
-    if (sig[i] === TAB) linelen = (linelen + 8) & ~7;
+    if (c === TAB) linelen = (linelen + 8) & ~7;
     else linelen++;
     if (headername) {
-      if (sig[i] === COLON) {
+      if (c === COLON) {
         headername = false;
         checkpoint = i;
       }
@@ -51,34 +53,35 @@ export function foldSignature(text: string): string {
     }
     if (linelen > LINE_LENGTH && checkpoint !== 0) {
       let skip = 0;
-      while (sig[checkpoint + 1 + skip] === SP || sig[checkpoint + 1 + skip] === TAB) skip++;
-      sig.splice(checkpoint + 1, skip, CR, LF, TAB);
+      for (;;) {
+        const w = sig.charCodeAt(checkpoint + 1 + skip);
+        if (w !== SP && w !== TAB) break;
+        skip++;
+      }
+      sig = `${sig.slice(0, checkpoint + 1)}\r\n\t${sig.slice(checkpoint + 1 + skip)}`;
       linelen = 8;
       i = checkpoint + 3;
       checkpoint = 0;
+      c = TAB;
     }
-    if (sig[i] === SEMI) {
+    if (c === SEMI) {
       checkpoint = i;
       tag = 0;
       continue;
     }
     if (tag === B || tag === BH || tag === Z) checkpoint = i;
-    else if (tag === H && sig[i] === COLON) checkpoint = i;
-    if (tag === 0 && sig[i] !== SP && sig[i] !== TAB) {
-      if (sig[i] === B && sig[i + 1] === H && sig[i + 2] === EQ) {
+    else if (tag === H && c === COLON) checkpoint = i;
+    if (tag === 0 && c !== SP && c !== TAB) {
+      if (c === B && sig.charCodeAt(i + 1) === H && sig.charCodeAt(i + 2) === EQ) {
         tag = BH;
         linelen += 2;
         i += 2;
       } else {
-        tag = sig[i]!;
+        tag = c;
       }
     }
   }
-  let out = '';
-  for (let i = 0; i < sig.length; i += 8192) {
-    out += String.fromCharCode(...sig.slice(i, i + 8192));
-  }
-  return out;
+  return sig;
 }
 
 function safeInZ(c: number): boolean {
