@@ -17,6 +17,8 @@ export interface FitOptions {
   upper?: number[];
   /** Fit an intercept (unbounded, not penalised). */
   intercept?: boolean;
+  /** A fixed term added to every example's log-odds (an intercept that is not fitted). */
+  offset?: number;
   /** Weight of each positive / negative example (class balancing). */
   posWeight?: number;
   negWeight?: number;
@@ -49,6 +51,7 @@ export function fitLogistic(X: number[][], y: (0 | 1)[], opt: FitOptions = {}): 
   const w = new Array<number>(d).fill(0);
   for (let j = 0; j < d; j++) w[j] = Math.min(hi[j]!, Math.max(lo[j]!, 0));
   let b = 0;
+  const off = opt.offset ?? 0;
   // Adam.
   const iters = opt.iterations ?? 3000;
   const rate = opt.rate ?? 0.05;
@@ -72,7 +75,7 @@ export function fitLogistic(X: number[][], y: (0 | 1)[], opt: FitOptions = {}): 
     loss = 0;
     for (let i = 0; i < n; i++) {
       const idx = rowsIdx[i]!, val = rowsVal[i]!;
-      let z = b;
+      let z = b + off;
       for (let k = 0; k < idx.length; k++) z += w[idx[k]!]! * val[k]!;
       const p = sigmoid(z);
       const yi = y[i]!;
@@ -136,7 +139,7 @@ export interface Example {
 }
 
 /** Knots of the Bayes curve on the chi-square logit axis. */
-export const BAYES_KNOTS = [-300, -100, -30, -10, -3, -1, 0, 1, 3, 10, 30, 100, 300];
+export const BAYES_KNOTS = [-300, -100, -30, -10, -3, -1, -0.1, -0.01, 0, 0.01, 0.1, 1, 3, 10, 30, 100, 300];
 
 /** The score at which "add header" starts; the fitted decision boundary (log-odds 0 under
  *  balanced class weights) is placed there. */
@@ -157,9 +160,10 @@ export interface WeightFitOptions {
   minWeight?: number;
   bayes?: BayesParams;
   iterations?: number;
-  /** The "add header" threshold is placed where this share of the (held-out) training ham
-   *  would be flagged; default 0.005, half the 1% false-positive target. */
-  targetFpr?: number;
+  /** Cost of flagging a ham relative to missing a spam. The "add header" threshold is put
+   *  at posterior odds = costRatio under balanced classes (log-odds ln(costRatio)).
+   *  Default 5: the ratio of the targets' error budgets (5% missed spam, 1% flagged ham). */
+  costRatio?: number;
 }
 
 /** Deterministic stratified k-fold assignment. */
@@ -257,12 +261,17 @@ export interface FittedWeights {
 }
 
 /**
- * Fit the Bayes curve and rule weights by logistic regression on out-of-fold Bayes logits
- * and rule hits (training data only), plus a rules-only set for an untrained Bayes.
- * Scores are log-odds (nats) shifted so that the balanced decision boundary is REQUIRED.
+ * Fit the Bayes curve and rule weights by logistic regression on held-out Bayes logits and
+ * rule hits (training data only), plus a rules-only set for an untrained Bayes.
+ * Scores are log-odds (nats) under balanced classes, shifted so that log-odds
+ * ln(costRatio) lands on REQUIRED (6): "add header" means the odds of spam are at least
+ * costRatio:1. Rule weights below minWeight are dropped.
  */
-export function fitWeights(examples: Example[], ruleNames: string[], opt: WeightFitOptions = {}, heldOutLogits?: number[]): FittedWeights {
-  const logits = heldOutLogits ?? forwardLogits(examples, opt.folds ?? 10, opt.bayes);
+export function fitWeights(examples: Example[], ruleNames: string[], opt: WeightFitOptions = {}, heldOutLogits?: number[][]): FittedWeights {
+  // Two views of held-out Bayes evidence, both from training data only: shuffled k-fold
+  // (Bayes scoring mail like what it learned) and forward chaining (Bayes scoring newer mail
+  // than it learned, with the drift that brings). The fit sees every example once per view.
+  const views = heldOutLogits ?? [outOfFoldLogits(examples, 5, opt.seed ?? 1, opt.bayes), forwardLogits(examples, opt.folds ?? 10, opt.bayes)];
   const minHits = opt.minHits ?? 3;
   const hits: Record<string, [number, number]> = {};
   for (const r of ruleNames) hits[r] = [0, 0];
@@ -271,10 +280,16 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
   const y = examples.map((e) => (e.spam ? 1 : 0) as 0 | 1);
   const ruleRow = (e: Example) => rules.map((r) => (e.hits.includes(r) ? 1 : 0));
   const nRamps = BAYES_KNOTS.length - 1;
-  // The combined fit uses the examples that have a held-out logit (not forward block 0).
-  const use = examples.map((_, i) => i).filter((i) => Number.isFinite(logits[i]!));
-  const X = use.map((i) => [...bayesRamps(logits[i]!), ...ruleRow(examples[i]!)]);
-  const yUse = use.map((i) => y[i]!);
+  // The combined fit uses every (example, view) with a held-out logit (forward block 0 has none).
+  const X: number[][] = [];
+  const yUse: (0 | 1)[] = [];
+  for (const logits of views) {
+    examples.forEach((e, i) => {
+      if (!Number.isFinite(logits[i]!)) return;
+      X.push([...bayesRamps(logits[i]!), ...ruleRow(e)]);
+      yUse.push(y[i]!);
+    });
+  }
   const d = nRamps + rules.length;
   const l2 = [...new Array<number>(nRamps).fill(opt.l2Bayes ?? 1e-4), ...new Array<number>(rules.length).fill(opt.l2Rules ?? 2e-3)];
   const lower = new Array<number>(d).fill(0);
@@ -288,19 +303,8 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
     raw[r] = w;
     if (w >= minW) ruleW[r] = Math.round(w * 1000) / 1000;
   });
-  // Threshold: the log-odds z above which only targetFpr of the held-out training ham lie is
-  // mapped to REQUIRED (6). Fitted on training data only, like everything else.
-  const alpha = opt.targetFpr ?? 0.005;
-  const zHam: number[] = [];
-  use.forEach((i, r) => {
-    if (examples[i]!.spam) return;
-    let z = fit.intercept;
-    const row = X[r]!;
-    for (let j = 0; j < d; j++) z += fit.weights[j]! * row[j]!;
-    zHam.push(z);
-  });
-  zHam.sort((a, b) => b - a);
-  const theta = zHam.length ? zHam[Math.min(zHam.length - 1, Math.floor(zHam.length * alpha))]! + 1e-6 : 0;
+  // Threshold: log-odds ln(costRatio) is mapped to REQUIRED (6).
+  const theta = Math.log(opt.costRatio ?? 5);
   const values: number[] = [];
   let acc = fit.intercept - theta + REQUIRED;
   values.push(acc);
@@ -308,9 +312,18 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
     acc += fit.weights[j]!;
     values.push(acc);
   }
-  // Rules-only set.
+  // Rules-only set (Bayes not trained yet). Conservative by construction: the intercept is
+  // not fitted but fixed so that a message without rule hits scores exactly 0 (no evidence,
+  // no points, no greylisting of everything on a fresh install); the rule weights are fitted
+  // under that constraint and must add up to the threshold by themselves.
   const Xr = examples.map(ruleRow);
-  const fr = fitLogistic(Xr, y, { l2: new Array<number>(rules.length).fill(opt.l2Rules ?? 2e-3), lower: new Array<number>(rules.length).fill(0), iterations });
+  const fr = fitLogistic(Xr, y, {
+    l2: new Array<number>(rules.length).fill(opt.l2Rules ?? 2e-3),
+    lower: new Array<number>(rules.length).fill(0),
+    iterations,
+    intercept: false,
+    offset: theta - REQUIRED,
+  });
   const untrained: Record<string, number> = {};
   rules.forEach((r, j) => {
     if (fr.weights[j]! >= minW) untrained[r] = Math.round(fr.weights[j]! * 1000) / 1000;
@@ -320,7 +333,7 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
     weights: {
       bayes: { knots: [...BAYES_KNOTS], values: values.map((v) => Math.round(v * 1000) / 1000) },
       rules: ruleW,
-      untrained: { base: Math.round((fr.intercept + REQUIRED) * 1000) / 1000, rules: untrained },
+      untrained: { base: 0, rules: untrained },
       provenance: '',
     },
     raw,
