@@ -52,6 +52,11 @@ export interface SmtpdOptions {
   trace?: string[];
   /** smtpd's (and so the filters') environment, added to BASE_ENV */
   env?: Record<string, string>;
+  /** Directories laid over host paths in smtpd's private mount namespace only, as
+   * read-only overlayfs mounts: `dir`'s entries are added to those of `over`, and hide
+   * the ones of the same name. test/e2e/package.test.ts shows smtpd an extracted .deb
+   * this way; the host's paths never change. Paths cannot contain ':' or ','. */
+  overlays?: { dir: string; over: string }[];
   /** wait for the banner (default); false to call waitReady yourself */
   waitReady?: boolean;
   readyTimeoutMs?: number;
@@ -137,11 +142,14 @@ export class Smtpd {
     // The queue (/var/spool/smtpd) and control socket (/run/smtpd.sock) paths are compiled
     // into 6.8.0p2: give smtpd private bind mounts over them, in the mount namespace that
     // `ip netns exec` creates; the UTS namespace sets the name smtpd greets with.
-    const script = 'hostname "$1" && mount --bind "$2" /var/spool && mount --bind "$3" /run && shift 3 && exec "$@"';
+    const overlays = this.opts.overlays ?? [];
+    for (const o of overlays) if (/[:,]/.test(o.dir + o.over)) throw new Error(`overlay paths cannot contain ':' or ',': ${o.dir} ${o.over}`);
+    const script = 'hostname "$1" && mount --bind "$2" /var/spool && mount --bind "$3" /run && shift 3 && ' +
+      overlays.map(() => 'mount -t overlay -o "lowerdir=$1:$2" lab-overlay "$2" && shift 2 && ').join('') + 'exec "$@"';
     const argv = [SMTPD, '-d', '-v', ...(this.opts.trace ?? ['filters']).flatMap((t) => ['-T', t]), '-f', this.conf];
     this.proc = this.lab.spawn(
       ['/usr/bin/unshare', '--uts', '/bin/sh', '-c', script, 'lab-smtpd', this.hostname,
-        join(this.wd, 'spool'), join(this.wd, 'run'), ...argv],
+        join(this.wd, 'spool'), join(this.wd, 'run'), ...overlays.flatMap((o) => [o.dir, o.over]), ...argv],
       { env: this.opts.env, cwd: this.wd, logFile: join(this.wd, 'smtpd.log') },
     );
   }
