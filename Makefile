@@ -4,8 +4,19 @@
 # Other targets: deps, build, check (tests only), bench, bench-spam, deb, install, clean.
 
 SHELL := /bin/bash
+
+# make install: where things go (docs/install.md has the values for Debian, OpenBSD and
+# FreeBSD). LIBEXECDIR is where smtpd looks for a proc-exec command without a leading /
+# (its PATH_LIBEXEC); the filters' launchers go there, smtpd-filters goes to BINDIR.
 PREFIX ?= /usr/local
 DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib/opensmtpd-filters
+LIBEXECDIR ?= $(PREFIX)/libexec/opensmtpd
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/opensmtpd-filters
+# the node the launchers run (an absolute path: smtpd's environment may have no PATH)
+NODE ?= $(shell command -v node || echo /usr/bin/node)
 
 # Debian packages the tests use: the real smtpd and SMTP client, namespaces, a real
 # redis-server, two independent DKIM verifiers, the Debian peer filters (differential
@@ -55,6 +66,66 @@ bench: build
 
 bench-spam: build
 	npm run bench:spam
+
+# Production node_modules for install and the package: npm ci from the lockfile without the
+# devDependencies (no tap, typescript, dns2, spam corpus) and without install scripts.
+build/prod/node_modules/.package-lock.json: package.json package-lock.json
+	rm -rf build/prod && mkdir -p build/prod
+	cp package.json package-lock.json build/prod/
+	cd build/prod && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline
+
+# After make build (it does not rebuild: tests may be running the dist/ it would rewrite).
+# LIBDIR gets package.json, dist/ without test/, bench/ and source maps, and the production
+# node_modules without what only their authors use (dot files, tests, benchmarks, docs;
+# licences stay); each package.json "bin" entry becomes a launcher (packaging/launcher.sh.in)
+# running $(NODE) on it: those under dist/filters/ in LIBEXECDIR, the others in BINDIR.
+# man/ goes to MANDIR, README.md, docs/*.md and examples/ to DOCDIR. POSIX sh, so that
+# BSD make hosts can run it with `gmake install SHELL=/bin/sh` (docs/install.md).
+install: build/prod/node_modules/.package-lock.json
+	@set -eu; \
+	node -e 'for (const [n, p] of Object.entries(require("./package.json").bin)) console.log(n, p)' > build/bin.list; \
+	while read -r name main; do \
+		[ -f "$$main" ] || { echo "make install: $$main ($$name) is missing: run make build first" >&2; exit 1; }; \
+	done < build/bin.list; \
+	lib='$(DESTDIR)$(LIBDIR)'; \
+	rm -rf "$$lib/dist" "$$lib/node_modules"; \
+	mkdir -p "$$lib/dist"; \
+	for d in dist/*/; do \
+		case $$d in dist/test/|dist/bench/) ;; *) cp -R "$$d" "$$lib/dist/";; esac; \
+	done; \
+	find "$$lib/dist" -name '*.map' -exec rm -f {} +; \
+	cp -R build/prod/node_modules "$$lib/"; \
+	node -e 'for (const k of Object.keys(require("./build/prod/node_modules/.package-lock.json").packages)) console.log(k)' | \
+	while read -r m; do \
+		for x in test tests benchmark benchmarks docs example examples; do rm -rf "$$lib/$$m/$$x"; done; \
+		find "$$lib/$$m" -maxdepth 1 -type f \( -iname '*.md' ! -iname 'licen[cs]e*' -o -iname '*.html' \) -exec rm -f {} +; \
+	done; \
+	find "$$lib/node_modules" -name '.*' ! -path "$$lib/node_modules/.package-lock.json" -prune -exec rm -rf {} +; \
+	cp package.json "$$lib/"; \
+	chmod -R u+rwX,go+rX,go-w "$$lib"; \
+	while read -r name main; do \
+		case $$main in dist/filters/*) dir='$(LIBEXECDIR)';; *) dir='$(BINDIR)';; esac; \
+		mkdir -p "$(DESTDIR)$$dir"; \
+		sed -e "s|@NAME@|$$name|g" -e "s|@MAIN@|$$main|g" -e 's|@NODE@|$(NODE)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+			packaging/launcher.sh.in > "$(DESTDIR)$$dir/$$name"; \
+		chmod 755 "$(DESTDIR)$$dir/$$name"; \
+		echo "$$dir/$$name: $(NODE) $(LIBDIR)/$$main"; \
+	done < build/bin.list; \
+	for page in man/*.[1-9]; do \
+		sec=$${page##*.}; \
+		mkdir -p "$(DESTDIR)$(MANDIR)/man$$sec"; \
+		cp "$$page" "$(DESTDIR)$(MANDIR)/man$$sec/"; \
+		chmod 644 "$(DESTDIR)$(MANDIR)/man$$sec/$${page#man/}"; \
+	done; \
+	mkdir -p '$(DESTDIR)$(DOCDIR)'; \
+	for doc in README.md docs/*.md; do \
+		if [ -f "$$doc" ]; then cp "$$doc" '$(DESTDIR)$(DOCDIR)/'; fi; \
+	done; \
+	if [ -d examples ]; then \
+		rm -rf '$(DESTDIR)$(DOCDIR)/examples'; \
+		cp -R examples '$(DESTDIR)$(DOCDIR)/'; \
+	fi; \
+	chmod -R u+rwX,go+rX,go-w '$(DESTDIR)$(DOCDIR)'
 
 clean:
 	rm -rf dist build *.deb
