@@ -17,6 +17,7 @@ MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/opensmtpd-filters
 # the node the launchers run (an absolute path: smtpd's environment may have no PATH)
 NODE ?= $(shell command -v node || echo /usr/bin/node)
+VERSION = $(shell node -p 'require("./package.json").version')
 
 # Debian packages the tests use: the real smtpd and SMTP client, namespaces, a real
 # redis-server, two independent DKIM verifiers, the Debian peer filters (differential
@@ -126,6 +127,36 @@ install: build/prod/node_modules/.package-lock.json
 		cp -R examples '$(DESTDIR)$(DOCDIR)/'; \
 	fi; \
 	chmod -R u+rwX,go+rX,go-w '$(DESTDIR)$(DOCDIR)'
+
+# opensmtpd-filters_<version>_all.deb, built by dpkg-buildpackage (debian/) in a copy of the
+# source tree (tracked and untracked files git does not ignore) under build/deb, so the
+# checkout gets nothing but the .deb. The copy runs its own npm ci and build. When
+# debian/changelog has no entry for package.json's version, the copy gets one.
+deb:
+	@set -eu; \
+	v='$(VERSION)'; src="build/deb/opensmtpd-filters-$$v"; \
+	rm -rf build/deb; mkdir -p "$$src"; \
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files -z --cached --others --exclude-standard | \
+			while IFS= read -r -d '' f; do [ -e "$$f" ] && printf '%s\0' "$$f"; done | \
+			tar --null --no-recursion -T - -cf - | tar -C "$$src" -xf -; \
+	else \
+		tar --exclude=./node_modules --exclude=./dist --exclude=./build --exclude=./.git \
+			--exclude=./.tap --exclude='./*.deb' -cf - . | tar -C "$$src" -xf -; \
+	fi; \
+	if [ "$$(cd "$$src" && dpkg-parsechangelog -S Version)" != "$$v" ]; then \
+		date=$$(git log -1 --format=%cD 2>/dev/null || date -R); \
+		maint=$$(cd "$$src" && dpkg-parsechangelog -S Maintainer); \
+		{ printf 'opensmtpd-filters (%s) unstable; urgency=medium\n\n' "$$v"; \
+		  printf '  * Version %s of package.json (no debian/changelog entry yet).\n\n' "$$v"; \
+		  printf ' -- %s  %s\n\n' "$$maint" "$$date"; \
+		  cat "$$src/debian/changelog"; } > "$$src/debian/changelog.new"; \
+		mv "$$src/debian/changelog.new" "$$src/debian/changelog"; \
+	fi; \
+	(cd "$$src" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL dpkg-buildpackage --build=binary --no-sign); \
+	cp "build/deb/opensmtpd-filters_$${v}_all.deb" .; \
+	rm -rf "$$src"; \
+	echo "opensmtpd-filters_$${v}_all.deb"
 
 clean:
 	rm -rf dist build *.deb
