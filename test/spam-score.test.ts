@@ -171,3 +171,16 @@ t.test('scan with a trained store', async (t) => {
   t.ok(spam.score > ham.score);
   t.ok(spam.score >= 6 && ham.score < 4, `spam ${spam.score}, ham ${ham.score}`);
 });
+
+t.test('autolearn only on strong, independent agreement, with a balance guard', async (t) => {
+  const { autolearnClass } = await import('../lib/spam/score.js');
+  const r = (score: number, syms: [string, number][]) => ({ score, required: 6, action: 'add header' as const, bayes: null, symbols: syms.map(([name, s]) => ({ name, score: s, description: '' })) });
+  const bal = { nspam: 100, nham: 100 };
+  t.equal(autolearnClass(r(13, [['BAYES_999', 9], ['SUBJ_SHOUT', 2], ['RDNS_NONE', 2]]), bal), 'spam');
+  t.equal(autolearnClass(r(13, [['BAYES_999', 12], ['SUBJ_SHOUT', 1]]), bal), null, 'Bayes alone does not teach itself');
+  t.equal(autolearnClass(r(-1.5, [['BAYES_00', -1.5]]), bal), 'ham');
+  t.equal(autolearnClass(r(-1.5, [['BAYES_00', -2], ['CHARSET_ODD', 0.5]]), bal), null, 'ham only without any rule hit');
+  t.equal(autolearnClass(r(5, [['BAYES_80', 5]]), bal), null);
+  t.equal(autolearnClass(r(13, [['BAYES_999', 9], ['SUBJ_SHOUT', 4]]), { nspam: 1000, nham: 100 }), null, 'balance guard');
+  t.equal(autolearnClass(r(1000, [['GTUBE', 1000], ['SUBJ_SHOUT', 4]]), bal), null, 'GTUBE is never learned');
+});

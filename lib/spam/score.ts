@@ -192,3 +192,34 @@ export function learnItem(message: Buffer, opt: LearnItemOptions = {}): { digest
   const session = opt.session ?? (opt.trust === false ? undefined : sessionFromReceived(a.headers, opt.trust || {}));
   return { digest: messageDigest(message), tokens: tokenize(a, session).hashes };
 }
+
+// ---------------------------------------------------------------------------------------
+// Autolearn (off by default in the filter). Only on strong agreement of independent
+// evidence, with a balance guard, so the filter does not teach itself its own mistakes
+// (mailcow/mailcow-dockerized#1537) nor drift to one class (Mailu/Mailu#2448).
+
+export interface AutolearnOptions {
+  /** Learn spam at or above this score (default 12, SpamAssassin's bayes_auto_learn_threshold_spam). */
+  spamScore?: number;
+  /** ... and only if the rules (not Bayes) gave at least this many points (default 3). */
+  spamRulePoints?: number;
+  /** Learn ham at or below this score (default -1) with no rule hit at all. */
+  hamScore?: number;
+  /** Do not learn a class that already has more than ratio × the other class + slack. */
+  maxRatio?: number;
+  slack?: number;
+}
+
+export function autolearnClass(r: ScanResult, learned: { nspam: number; nham: number }, opt: AutolearnOptions = {}): SpamClass | null {
+  if (r.symbols.some((s) => s.name === 'GTUBE')) return null; // a test message, not spam
+  const rulePoints = r.symbols.filter((s) => !s.name.startsWith('BAYES_')).reduce((a, s) => a + s.score, 0);
+  const ratio = opt.maxRatio ?? 4;
+  const slack = opt.slack ?? 50;
+  if (r.score >= (opt.spamScore ?? 12) && rulePoints >= (opt.spamRulePoints ?? 3)) {
+    return learned.nspam > ratio * learned.nham + slack ? null : 'spam';
+  }
+  if (r.score <= (opt.hamScore ?? -1) && rulePoints === 0) {
+    return learned.nham > ratio * learned.nspam + slack ? null : 'ham';
+  }
+  return null;
+}

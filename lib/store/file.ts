@@ -183,6 +183,8 @@ interface Loaded {
 export class FileStore implements Store {
   readonly kind = 'file' as const;
   private sets = new Map<string, Loaded>();
+  /** Reloads in progress, so concurrent scans share one read of a changed file. */
+  private loading = new Map<string, Promise<Loaded>>();
   private grey: { map: Map<string, number>; snap: Snapshot | null } | null = null;
 
   constructor(
@@ -210,6 +212,14 @@ export class FileStore implements Store {
     const cached = this.sets.get(key);
     const snap = await statOf(file);
     if (cached && (same(cached.snap, snap) || (!snap && !cached.snap))) return cached;
+    const pending = this.loading.get(key);
+    if (pending) return pending;
+    const p = this.load(file, key, snap).finally(() => this.loading.delete(key));
+    this.loading.set(key, p);
+    return p;
+  }
+
+  private async load(file: string, key: string, snap: Snapshot | null): Promise<Loaded> {
     let loaded: Loaded;
     if (!snap) loaded = { db: new BayesDb(), snap: null };
     else {
