@@ -9,6 +9,7 @@ export const FILTERS: Readonly<Record<string, () => Promise<ProgramSpec>>> = {
   rdns: async () => (await import('./rdns/filter.js')).program,
   senderscore: async () => (await import('./senderscore/filter.js')).program,
   dkimsign: async () => (await import('./dkimsign/filter.js')).program,
+  spamscore: async () => (await import('./spamscore/filter.js')).program,
   null: async () => (await import('./null/filter.js')).program,
 }
 

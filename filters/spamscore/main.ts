@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+import { runProgram } from '../../lib/main.js'
+import { program } from './filter.js'
+
+await runProgram(program)
