@@ -9,6 +9,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   record: { summary: 'record a filter\'s protocol streams (a proc-exec wrapper)', load: () => import('./record.js') },
   replay: { summary: 'replay a recorded stream to a filter and compare its answers', load: () => import('./replay.js') },
   'dkim-keygen': { summary: 'make a DKIM key and print its DNS record', load: () => import('./dkim-keygen.js') },
+  learn: { summary: 'teach filter-spamscore a message (spam, ham or --forget), a Maildir or an mbox', load: () => import('./learn.js') },
+  check: { summary: 'score messages as filter-spamscore would', load: () => import('./check.js') },
+  stats: { summary: 'what filter-spamscore\'s statistics have learned', load: () => import('./stats.js') },
 }
 
 function help(): string {
