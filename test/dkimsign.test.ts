@@ -71,7 +71,9 @@ async function transact(d: Driver, message: readonly string[], opts: SessionOpts
   d.send(b.report(s, 'tx-begin', msgid));
   d.send(message.map((l) => b.request(s, 'data-line', tok(n), l.startsWith('.') ? `.${l}` : l)));
   d.send(b.request(s, 'data-line', tok(n), '.'));
-  await d.settle(20);
+  // smtpd sends commit only after the filter's "." (a spooled message takes a while)
+  const dotLine = b.dataline(s, tok(n), '.');
+  for (let waited = 0; !d.output.includes(dotLine) && waited < 30_000; waited += 10) await d.settle(10);
   d.send(b.request(s, 'commit', tok(n + 100000)));
   const out = await d.take(10);
   d.send(b.report(s, 'tx-commit', msgid, '100'), b.report(s, 'link-disconnect'));
