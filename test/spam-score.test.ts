@@ -123,6 +123,49 @@ t.test('header and body rules', async (t) => {
   t.equal(RULES.length, new Set(RULES.map((r) => r.name)).size, 'rule names are unique');
 });
 
+t.test('rules on forged senders, spam formulae and self-declared advertising', async (t) => {
+  const when = Date.parse('2002-09-01T10:00:00Z');
+  const run = (msg: string, session?: object) => runRules({ a: analyze(Buffer.from(msg)), session: session as never, now: when });
+  const base = 'To: b@example.org\nDate: Sun, 1 Sep 2002 10:00:00 +0000\n';
+  const viaHotmail = 'Received: from hotmail.com (f12.law8.hotmail.com [64.4.12.1]) by mx.example.org with SMTP id 1\n';
+  const direct = 'Received: from pc (dsl-1.example.net [198.51.100.9]) by mx.example.org with SMTP id 2\n';
+  // From a big provider, never through it.
+  t.ok(run(`${direct}From: a@hotmail.com\nMessage-ID: <1@pc.example.net>\n${base}Subject: hi\n\nx\n`).includes('FREEMAIL_FORGED'));
+  t.ok(run(`${direct}From: a@example.com\nMessage-ID: <1@yahoo.com>\n${base}Subject: hi\n\nx\n`).includes('FREEMAIL_FORGED'), 'Message-ID claims it');
+  t.notOk(run(`${viaHotmail}From: a@hotmail.com\nMessage-ID: <1@hotmail.com>\n${base}Subject: hi\n\nx\n`).includes('FREEMAIL_FORGED'), 'came through it');
+  t.notOk(run(`From: a@hotmail.com\n${base}Subject: hi\n\nx\n`, { ip: '64.4.12.1', rdns: 'f12.law8.hotmail.com', fcrdns: 'pass' }).includes('FREEMAIL_FORGED'), 'the session is the provider');
+  t.notOk(run(`${direct}From: a@hotmail.com\nList-Id: <talk.lists.example>\n${base}Subject: hi\n\nx\n`).includes('FREEMAIL_FORGED'), 'a list relays a web post');
+  t.notOk(run(`From: a@gmail.com\n${base}Subject: hi\n\nx\n`, { ip: '192.0.2.1', rdns: 'pc.example.org', authenticated: true }).includes('FREEMAIL_FORGED'), 'our own user');
+  // Replies to a throwaway mailbox.
+  t.ok(run(`From: sales@shop.example\nReply-To: deals2002@yahoo.com\n${base}Subject: hi\n\nx\n`).includes('FREEMAIL_REPLYTO'));
+  t.notOk(run(`From: a@yahoo.com\nReply-To: a@yahoo.com\n${base}Subject: hi\n\nx\n`).includes('FREEMAIL_REPLYTO'));
+  // HELO claims a provider.
+  const helo = (h: string, rdns: string | null) => run(`From: a@example.com\n${base}Subject: hi\n\nx\n`, { ip: '198.51.100.9', rdns, fcrdns: 'pass', helo: h });
+  t.ok(helo('hotmail.com', 'dsl-1.example.net').includes('HELO_FORGED_PROVIDER'));
+  t.ok(helo('mail.yahoo.com', null).includes('HELO_FORGED_PROVIDER'));
+  t.notOk(helo('web12.mail.yahoo.com', 'web12.mail.yahoo.com').includes('HELO_FORGED_PROVIDER'));
+  t.notOk(helo('mx.example.com', 'mx.example.com').includes('HELO_FORGED_PROVIDER'));
+  // Subjects.
+  const subj = (s: string) => run(`From: a@example.com\n${base}Subject: ${s}\n\nx\n`);
+  t.ok(subj('ADV: Lowest rates').includes('SUBJ_ADV'));
+  t.ok(subj('[ILUG] Adv: cheap toner').includes('SUBJ_ADV'));
+  t.notOk(subj('Advice on kernels').includes('SUBJ_ADV'));
+  t.ok(subj('Refinance now').includes('SUBJ_SPAM_TOPIC'));
+  t.ok(subj('Work from home and make money').includes('SUBJ_SPAM_TOPIC'));
+  t.notOk(subj('Re: kernel panic on boot').includes('SUBJ_SPAM_TOPIC'));
+  // Body formulae.
+  const body = (b: string) => run(`From: a@example.com\n${base}Subject: hello\n\n${b}\n`);
+  t.ok(body('This message is sent in compliance of the new e-mail bill: SECTION 301. Per Section 301, Paragraph (a)(2)(C) of S. 1618').includes('SPAM_DISCLAIMER'));
+  t.ok(body('This is not spam. You signed up.').includes('SPAM_DISCLAIMER'));
+  t.notOk(body('Is this spam or not? I cannot tell.').includes('SPAM_DISCLAIMER'));
+  t.ok(
+    body('I am the son of the late general. We seek a foreign partner for the transfer of the funds, USD 25 million, in strictest confidence; you keep 20% of the total sum.').includes('ADVANCE_FEE'),
+  );
+  t.notOk(body('The bank moved 25 million dollars in the transfer of the funds.').includes('ADVANCE_FEE'), 'two formulae are not enough');
+  // None of them on the plain fixtures.
+  t.same(runRules({ a: analyze(fx('latin1-alt.eml')), session: undefined, now: when }).filter((r) => ['FREEMAIL_FORGED', 'FREEMAIL_REPLYTO', 'SUBJ_ADV', 'SUBJ_SPAM_TOPIC', 'SPAM_DISCLAIMER', 'ADVANCE_FEE'].includes(r)), []);
+});
+
 t.test('Received parsing recovers the session facts', async (t) => {
   const smtpd = parseReceived('from mail.example.net (mail.example.net [192.0.2.10])\n\tby mx.example.org (OpenSMTPD) with ESMTPS id 1a2b3c4d; Mon, 6 Jan 2003 10:00:00 +0000');
   t.same([smtpd.helo, smtpd.rdns, smtpd.ip, smtpd.authenticated], ['mail.example.net', 'mail.example.net', '192.0.2.10', false]);

@@ -2,12 +2,15 @@
 // projected gradient descent (Adam steps). Used by bench/spam.ts to fit the rule weights
 // and the Bayes curve on the training split only; the result is lib/spam/weights.ts.
 //
-// Features are dense rows (rule hits are 0/1, Bayes ramps in [0, 1]); bounds keep rule
+// Features are dense rows (rule hits are 0/1, Bayes ramps in [-1, 1]); bounds keep rule
 // weights >= 0 (a rule can only add spam points) and the Bayes ramps >= 0 (the curve
-// is monotone: more Bayes evidence never lowers the score).
+// is monotone: more Bayes evidence never lowers the score). Upper bounds encode the
+// calibration principles (see fitWeights): an unsure Bayes does not decide alone, no
+// single rule decides alone, bulk-style rules are context rather than evidence.
 
 import { BayesDb } from '../store/memory.js';
 import { BAYES_DEFAULTS, classifyCounts, type BayesParams } from './bayes.js';
+import { RULES } from './rules.js';
 import type { Weights } from './weights.js';
 
 export interface FitOptions {
@@ -15,8 +18,10 @@ export interface FitOptions {
   l2?: number[];
   lower?: number[];
   upper?: number[];
-  /** Fit an intercept (unbounded, not penalised). */
+  /** Fit an intercept (not penalised; bounded by interceptLower/Upper, default unbounded). */
   intercept?: boolean;
+  interceptLower?: number;
+  interceptUpper?: number;
   /** A fixed term added to every example's log-odds (an intercept that is not fitted). */
   offset?: number;
   /** Weight of each positive / negative example (class balancing). */
@@ -50,7 +55,7 @@ export function fitLogistic(X: number[][], y: (0 | 1)[], opt: FitOptions = {}): 
   const nw = opt.negWeight ?? (nneg ? n / (2 * nneg) : 1);
   const w = new Array<number>(d).fill(0);
   for (let j = 0; j < d; j++) w[j] = Math.min(hi[j]!, Math.max(lo[j]!, 0));
-  let b = 0;
+  let b = useB ? Math.min(opt.interceptUpper ?? Infinity, Math.max(opt.interceptLower ?? -Infinity, 0)) : 0;
   const off = opt.offset ?? 0;
   // Adam.
   const iters = opt.iterations ?? 3000;
@@ -98,7 +103,7 @@ export function fitLogistic(X: number[][], y: (0 | 1)[], opt: FitOptions = {}): 
       const mh = m[j]! / (1 - Math.pow(beta1, it));
       const vh = v[j]! / (1 - Math.pow(beta2, it));
       const step = (rate * mh) / (Math.sqrt(vh) + eps);
-      if (j === d) b -= step;
+      if (j === d) b = Math.min(opt.interceptUpper ?? Infinity, Math.max(opt.interceptLower ?? -Infinity, b - step));
       else w[j] = Math.min(hi[j]!, Math.max(lo[j]!, w[j]! - step));
     }
   }
@@ -138,8 +143,38 @@ export interface Example {
   time?: number;
 }
 
-/** Knots of the Bayes curve on the chi-square logit axis. */
-export const BAYES_KNOTS = [-300, -100, -30, -10, -3, -1, -0.1, -0.01, 0, 0.01, 0.1, 1, 3, 10, 30, 100, 300];
+/**
+ * The chi-square's "unsure" band: combined probability I between 0.20 and 0.90, i.e.
+ * logit between ln(0.25) and ln(9). These are SpamBayes's default ham_cutoff and
+ * spam_cutoff, the cut-offs of the people who introduced chi-square combining (Robinson,
+ * Peters): inside them the classifier says it does not know — either few tokens voted,
+ * or strong ham and strong spam evidence cancelled out (both tails near 1, I ≈ 0.5).
+ * Within the band the sign and size of the logit (often ±1e-30) are numerical detail.
+ */
+export const UNSURE_BAND: Readonly<{ low: number; high: number }> = Object.freeze({ low: Math.log(0.2 / 0.8), high: Math.log(0.9 / 0.1) });
+
+/**
+ * Most points the Bayes curve may give anywhere up to the top of the unsure band:
+ * "Bayes that does not know must not decide alone". 2 is a third of the required score
+ * and half of the greylist threshold: an unsure Bayes alone takes no action; with one
+ * bulk-style rule (≤ BULK_RULE_MAX) still none; to be junked an unsure message needs at
+ * least 4 points of rules, i.e. two or more independent signs (RULE_MAX). SpamAssassin's
+ * Bayes scores are in the same proportion (BAYES_50 0.8, BAYES_60 1.5, BAYES_80 2.0 of
+ * required 5); rspamd's Bayes adds next to nothing near 0.5.
+ */
+export const UNSURE_MAX = 2;
+
+/** Most points one rule may carry: with an unsure Bayes (≤ UNSURE_MAX) no single rule
+ *  reaches the required score (2 + 3 < 6), and without Bayes one rule alone does not
+ *  even greylist (3 < 4). */
+export const RULE_MAX = 3;
+
+/** Most points a bulk-style rule may carry (Rule.bulk: formatting or addressing that
+ *  legitimate newsletters share). */
+export const BULK_RULE_MAX = 1;
+
+/** Knots of the Bayes curve on the chi-square logit axis (one at the top of the unsure band). */
+export const BAYES_KNOTS = [-300, -100, -30, -10, -3, -1, -0.1, -0.01, 0, 0.01, 0.1, 1, UNSURE_BAND.high, 3, 10, 30, 100, 300];
 
 /** The score at which "add header" starts; the fitted decision boundary (log-odds 0 under
  *  balanced class weights) is placed there. */
@@ -164,6 +199,13 @@ export interface WeightFitOptions {
    *  at posterior odds = costRatio under balanced classes (log-odds ln(costRatio)).
    *  Default 5: the ratio of the targets' error budgets (5% missed spam, 1% flagged ham). */
   costRatio?: number;
+  /** Most points of the Bayes curve up to the top of the unsure band (default UNSURE_MAX;
+   *  Infinity: unconstrained, as fitted before). */
+  unsureMax?: number;
+  /** Most points of any one rule (default RULE_MAX). */
+  ruleMax?: number;
+  /** Per-rule caps below ruleMax (default: BULK_RULE_MAX for the bulk-style rules of RULES). */
+  ruleCaps?: Record<string, number>;
 }
 
 /** Deterministic stratified k-fold assignment. */
@@ -250,6 +292,18 @@ export function bayesRamps(logit: number, knots = BAYES_KNOTS): number[] {
   return r;
 }
 
+/**
+ * The same ramps anchored at a knot: segments below the anchor enter as r_j − 1 (≤ 0),
+ * segments above as r_j (≥ 0), so every feature is 0 at the anchor and the curve's value
+ * there is the intercept alone. Bounding the intercept bounds the curve at the anchor;
+ * with non-negative steps (monotone) it bounds it everywhere below the anchor too.
+ */
+export function anchoredRamps(logit: number, anchor: number, knots = BAYES_KNOTS): number[] {
+  const r = bayesRamps(logit, knots);
+  for (let j = 1; j < knots.length; j++) if (knots[j]! <= anchor) r[j - 1] = r[j - 1]! - 1;
+  return r;
+}
+
 export interface FittedWeights {
   weights: Weights;
   /** Log-odds mapped to the required score. */
@@ -266,6 +320,16 @@ export interface FittedWeights {
  * Scores are log-odds (nats) under balanced classes, shifted so that log-odds
  * ln(costRatio) lands on REQUIRED (6): "add header" means the odds of spam are at least
  * costRatio:1. Rule weights below minWeight are dropped.
+ *
+ * Calibration principles, imposed as bounds rather than learned (a training split decides
+ * nothing about mail it does not contain — here: no ham that Bayes is unsure about, no
+ * newsletters):
+ *  - the curve is monotone and gives at most UNSURE_MAX (2) points for any logit up to
+ *    the top of the unsure band (UNSURE_BAND, I ≤ 0.90): Bayes that does not know must
+ *    not decide alone. Unconstrained, the training split (where every unsure message is
+ *    spam) taught "unsure = spam": 7.8 points at logit 0;
+ *  - no rule carries more than RULE_MAX (3) points, bulk-style rules no more than
+ *    BULK_RULE_MAX (1); weights stay ≥ 0.
  */
 export function fitWeights(examples: Example[], ruleNames: string[], opt: WeightFitOptions = {}, heldOutLogits?: number[][]): FittedWeights {
   // Two views of held-out Bayes evidence, both from training data only: shuffled k-fold
@@ -280,21 +344,33 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
   const y = examples.map((e) => (e.spam ? 1 : 0) as 0 | 1);
   const ruleRow = (e: Example) => rules.map((r) => (e.hits.includes(r) ? 1 : 0));
   const nRamps = BAYES_KNOTS.length - 1;
+  // Threshold: log-odds ln(costRatio) is mapped to REQUIRED (6); score = log-odds − theta + REQUIRED.
+  const theta = Math.log(opt.costRatio ?? 5);
+  // The curve is parametrised around the top of the unsure band (anchoredRamps): its value
+  // there is the intercept, bounded so that it gives at most unsureMax points; monotone
+  // steps carry that bound down to every logit below.
+  const anchor = UNSURE_BAND.high;
+  const unsureMax = opt.unsureMax ?? UNSURE_MAX;
+  // Rule caps: every rule at most ruleMax, bulk-style rules at most their own cap.
+  const ruleMax = opt.ruleMax ?? RULE_MAX;
+  const caps = opt.ruleCaps ?? Object.fromEntries(RULES.filter((r) => r.bulk).map((r) => [r.name, BULK_RULE_MAX]));
+  const ruleUpper = rules.map((r) => Math.min(ruleMax, caps[r] ?? Infinity));
   // The combined fit uses every (example, view) with a held-out logit (forward block 0 has none).
   const X: number[][] = [];
   const yUse: (0 | 1)[] = [];
   for (const logits of views) {
     examples.forEach((e, i) => {
       if (!Number.isFinite(logits[i]!)) return;
-      X.push([...bayesRamps(logits[i]!), ...ruleRow(e)]);
+      X.push([...anchoredRamps(logits[i]!, anchor), ...ruleRow(e)]);
       yUse.push(y[i]!);
     });
   }
   const d = nRamps + rules.length;
   const l2 = [...new Array<number>(nRamps).fill(opt.l2Bayes ?? 1e-4), ...new Array<number>(rules.length).fill(opt.l2Rules ?? 2e-3)];
   const lower = new Array<number>(d).fill(0);
+  const upper = [...new Array<number>(nRamps).fill(Infinity), ...ruleUpper];
   const iterations = opt.iterations ?? 3000;
-  const fit = fitLogistic(X, yUse, { l2, lower, iterations });
+  const fit = fitLogistic(X, yUse, { l2, lower, upper, iterations, interceptUpper: unsureMax + theta - REQUIRED });
   const minW = opt.minWeight ?? 0.05;
   const raw: Record<string, number> = {};
   const ruleW: Record<string, number> = {};
@@ -303,15 +379,12 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
     raw[r] = w;
     if (w >= minW) ruleW[r] = Math.round(w * 1000) / 1000;
   });
-  // Threshold: log-odds ln(costRatio) is mapped to REQUIRED (6).
-  const theta = Math.log(opt.costRatio ?? 5);
-  const values: number[] = [];
-  let acc = fit.intercept - theta + REQUIRED;
-  values.push(acc);
-  for (let j = 0; j < nRamps; j++) {
-    acc += fit.weights[j]!;
-    values.push(acc);
-  }
+  const values = BAYES_KNOTS.map((k) => {
+    const f = anchoredRamps(k, anchor);
+    let v = fit.intercept - theta + REQUIRED;
+    for (let j = 0; j < nRamps; j++) v += fit.weights[j]! * f[j]!;
+    return v;
+  });
   // Rules-only set (Bayes not trained yet). Conservative by construction: the intercept is
   // not fitted but fixed so that a message without rule hits scores exactly 0 (no evidence,
   // no points, no greylisting of everything on a fresh install); the rule weights are fitted
@@ -320,6 +393,7 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
   const fr = fitLogistic(Xr, y, {
     l2: new Array<number>(rules.length).fill(opt.l2Rules ?? 2e-3),
     lower: new Array<number>(rules.length).fill(0),
+    upper: ruleUpper,
     iterations,
     intercept: false,
     offset: theta - REQUIRED,
