@@ -1,0 +1,16 @@
+#!/bin/sh
+# Run by report-spam.sieve when a user puts a message into Junk: the message on standard
+# input, the IMAP user as $1. It teaches filter-spamscore's statistics that the message is
+# spam. Learning is idempotent (a message learned twice counts once) and a message learned as
+# ham before is moved to spam, not counted twice.
+#
+# Set these as on filter-spamscore's smtpd.conf line: the same store (-store), and
+# PER_USER=yes with -perUser (then IMAP users must be the recipients' addresses).
+SMTPD_FILTERS=/usr/bin/smtpd-filters
+STORE=/var/lib/opensmtpd-filters/spamscore.db
+PER_USER=no
+
+if [ "$PER_USER" = yes ] && [ -n "$1" ]; then
+	exec "$SMTPD_FILTERS" learn spam --quiet --store "$STORE" --user "$1"
+fi
+exec "$SMTPD_FILTERS" learn spam --quiet --store "$STORE"
