@@ -51,7 +51,7 @@ export interface DnsOptions {
   timeoutMs?: number;
   /** c-ares tries per query; default 2 (each gets timeoutMs / tries). */
   tries?: number;
-  /** Queries outstanding at the backend at once; more wait in a FIFO queue. Default 64. */
+  /** Queries outstanding at the backend at once; more wait in a FIFO queue. Default 256 (a burst of connects to a 20 ms resolver must not queue). */
   maxInFlight?: number;
   /** Cache entries; default 10000. */
   cacheSize?: number;
@@ -96,7 +96,7 @@ export interface DnsStats {
 const DEFAULTS = {
   timeoutMs: 2000,
   tries: 2,
-  maxInFlight: 64,
+  maxInFlight: 256,
   cacheSize: 10000,
   minTtl: 10,
   maxTtl: 3600,

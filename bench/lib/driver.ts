@@ -35,6 +35,8 @@ export interface DriveOptions {
   readonly env?: NodeJS.ProcessEnv
   readonly timeoutMs?: number
   readonly label?: string
+  /** discard the filter's stderr (peers that log a line per session) */
+  readonly quiet?: boolean
 }
 
 export interface Percentiles {
@@ -104,7 +106,7 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
   const messageBytes = message.reduce((a, l) => a + l.length + 2, 0)
 
   const argv = o.netns ? ['ip', 'netns', 'exec', o.netns, ...o.command] : [...o.command]
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: o.env ?? process.env })
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', o.quiet ? 'ignore' : 'inherit'], env: o.env ?? process.env })
   child.stdin.on('error', (e) => errors.push(`stdin: ${e.message}`))
   let exited = false
   child.on('exit', (code, sig) => {
