@@ -62,6 +62,11 @@ test: deps build
 check:
 	npm test
 
+# The README's "run it" command: the usual configuration with our filters under the real
+# smtpd in a private network namespace, a cast of senders, a table of what happened.
+demo: deps build
+	node dist/demo/run.js
+
 bench: build
 	npm run bench
 
