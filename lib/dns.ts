@@ -9,10 +9,12 @@
 //   quota-limited list (SenderScore) must be asked once per TTL, not once per connection.
 // - A flood of distinct clients must not open thousands of sockets at the resolver.
 
+import type { FlagSpec } from './flags.js';
 import { LRUCache } from 'lru-cache';
 import {
   caresBackend,
   mapErrorCode,
+  parseNameserver,
   type DnsBackend,
   type DnsErrorKind,
   type DnsType,
@@ -325,4 +327,26 @@ export class DnsResolver {
 /** The resolver a filter builds once at startup, typically from its `-nameserver` flag. */
 export function createResolver(options: DnsOptions = {}): DnsResolver {
   return new DnsResolver(options);
+}
+
+/**
+ * The `-nameserver ip[:port]` flag of the filters that look things up
+ * (repeatable; checked at startup): a resolver instead of resolv.conf's.
+ */
+export function nameserverFlag(help: string): FlagSpec {
+  return {
+    name: 'nameserver',
+    kind: 'string',
+    arg: 'ip[:port]',
+    repeat: true,
+    help,
+    check: (v) => {
+      try {
+        parseNameserver(String(v));
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
+  };
 }

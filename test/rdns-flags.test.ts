@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseFlags, UsageError } from '../lib/flags.js'
 import { COMMON_FLAGS, StartupError } from '../lib/main.js'
-import { FLAGS, buildOptions, buildResolver, parseDuration, parseReply, underDomain, mimeValue, authResultsHeader, decide, type Verdicts } from '../filters/rdns/filter.js'
+import { FLAGS, buildOptions, parseDuration, parseReply, underDomain, mimeValue, authResultsHeader, decide, type Verdicts } from '../filters/rdns/filter.js'
 
 const root = join(import.meta.dirname, '..')
 const bin = join(root, 'dist/filters/rdns/main.js')
@@ -61,9 +61,8 @@ t.test('usage errors', async (t) => {
     t.type(err, UsageError, argv.join(' '))
     t.match((err as Error).message, re, argv.join(' '))
   }
-  // -nameserver is checked where the resolver is built
-  const ns = parseFlags(['-rdns', 'log', '-nameserver', 'dns.example'], [...FLAGS, ...COMMON_FLAGS]).values
-  t.throws(() => buildResolver(ns, 1000), /bad nameserver "dns.example"/)
+  // -nameserver is checked with the other flags: a usage error
+  t.throws(() => parseFlags(['-rdns', 'log', '-nameserver', 'dns.example'], [...FLAGS, ...COMMON_FLAGS]), /bad nameserver "dns.example"/)
 })
 
 t.test('files', async (t) => {

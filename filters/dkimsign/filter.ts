@@ -46,7 +46,7 @@ import {
   type LoadedKey,
   type SignatureSpec,
 } from '../../lib/dkim/index.js'
-import { createResolver, parseNameserver, type DnsResolver } from '../../lib/dns.js'
+import { createResolver, nameserverFlag, type DnsResolver } from '../../lib/dns.js'
 import { defineFilter, disconnect, proceed, type FilterDefinition, type MessageContext, type MessageEdit } from '../../lib/filter.js'
 import { bool, list, num, str, UsageError, type FlagSpec, type FlagValues } from '../../lib/flags.js'
 import type { Logger } from '../../lib/log.js'
@@ -400,21 +400,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'at startup, check that <selector>._domainkey.<domain> publishes each key: warn (log) or strict (exit 1 on a wrong or missing record)',
     check: (v) => (v === 'warn' || v === 'strict' ? undefined : 'warn or strict'),
   },
-  {
-    name: 'nameserver',
-    kind: 'string',
-    arg: 'ip[:port]',
-    repeat: true,
-    help: 'resolver for -checkDns (repeatable; default: /etc/resolv.conf)',
-    check: (v) => {
-      try {
-        parseNameserver(String(v))
-        return undefined
-      } catch (err) {
-        return (err as Error).message
-      }
-    },
-  },
+  nameserverFlag('resolver for -checkDns (repeatable; default: /etc/resolv.conf)'),
 ]
 
 const INT64_MAX = (1n << 63n) - 1n

@@ -47,7 +47,7 @@ import {
   type ReportHandlers,
 } from '../../lib/filter.js'
 import { bool, list, str, UsageError, type FlagSpec, type FlagValues } from '../../lib/flags.js'
-import { createResolver, parseNameserver, type DnsResolver } from '../../lib/dns.js'
+import { createResolver, nameserverFlag, parseNameserver, type DnsResolver } from '../../lib/dns.js'
 import { classifyRdns, loadPatternFile, type RdnsPattern } from '../../lib/dynrdns.js'
 import { CidrSet, isLoopback, parseCidr } from '../../lib/net.js'
 import { StartupError, type ProgramSpec } from '../../lib/main.js'
@@ -453,7 +453,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'skipAuth', kind: 'bool', default: true, help: 'spare authenticated sessions from reject and junk (-skipAuth=false to check them)' },
   { name: 'skipLocal', kind: 'bool', default: true, help: 'skip loopback clients (unix-socket sessions are always skipped)' },
   { name: 'header', kind: 'bool', help: 'add Authentication-Results: <admd>; iprev=… policy.iprev=IP to each message' },
-  { name: 'nameserver', kind: 'string', arg: 'ip[:port]', repeat: true, help: 'ask this resolver (default: the system resolver, /etc/resolv.conf)' },
+  nameserverFlag('ask this resolver (default: the system resolver, /etc/resolv.conf)'),
   { name: 'timeout', kind: 'string', arg: 'duration', default: '5s', help: 'time budget of all lookups of a session (e.g. 5s, 1500ms)', check: (v) => (parseDuration(String(v)) === null ? 'a duration like 5s or 1500ms' : undefined) },
   { name: 'maxNames', kind: 'int', arg: 'n', default: 10, help: 'forward-check at most this many PTR names', check: (v) => (Number(v) >= 1 && Number(v) <= 100 ? undefined : '1 to 100') },
 ]

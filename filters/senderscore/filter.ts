@@ -26,7 +26,7 @@
  */
 
 import { disconnect, junk, proceed, type Answer, type Context, type Decision, type FilterDefinition, type LineSink, type MessageContext, type PhaseHandlers, type SessionInfo } from '../../lib/filter.js'
-import { createResolver, parseNameserver, type DnsResult } from '../../lib/dns.js'
+import { createResolver, nameserverFlag, type DnsResult } from '../../lib/dns.js'
 import { bool, list, num, str, type FlagSpec, type FlagValues } from '../../lib/flags.js'
 import type { Logger } from '../../lib/log.js'
 import { StartupError, type ProgramSpec } from '../../lib/main.js'
@@ -380,21 +380,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'longest delay of one answer',
     check: (v) => (Number(v) >= 0 && Number(v) < MAX_DELAY_LIMIT_MS ? undefined : `0 to ${MAX_DELAY_LIMIT_MS - 1} (smtpd's session timeout is 300 s)`),
   },
-  {
-    name: 'nameserver',
-    kind: 'string',
-    arg: 'ip[:port]',
-    repeat: true,
-    help: 'resolver to ask (repeatable; default: the system resolver of /etc/resolv.conf)',
-    check: (v) => {
-      try {
-        parseNameserver(String(v))
-        return undefined
-      } catch (err) {
-        return (err as Error).message
-      }
-    },
-  },
+  nameserverFlag('resolver to ask (repeatable; default: the system resolver of /etc/resolv.conf)'),
   {
     name: 'dnsTimeout',
     kind: 'int',
