@@ -8,7 +8,7 @@ import t from 'tap';
 import { Autolearner, sessionFacts, StoreRef, rewriteSubjectField, thresholdWarnings, type Outcome } from '../filters/spamscore/filter.js';
 import { UsageError } from '../lib/flags.js';
 import type { SessionInfo } from '../lib/filter.js';
-import { learnItem } from '../lib/spam/score.js';
+import { autolearnClass, learnItem } from '../lib/spam/score.js';
 import { MemoryStore, StoreError, type Store } from '../lib/store/index.js';
 import { config, driver, fields, GTUBE, hamText, silent, source, spamText, trainedStore, transact } from './fixtures/spamscore/common.js';
 import { registrations } from '../lib/runtime.js';
@@ -328,14 +328,16 @@ t.test('autolearn: off by default; strong agreement only, batched, balance guard
   await transact(on, strongSpam, { rdns: 'dsl-187-12-34-56.dyn.example.net', src: '187.12.34.56:1', helo: 'pc' });
   const r = seen[0]!.result!;
   const rulePoints = r.symbols.filter((s) => !s.name.startsWith('BAYES')).reduce((a, s) => a + s.score, 0);
-  t.ok(r.score >= 12 && rulePoints >= 3, `score ${r.score}, rule points ${rulePoints}`);
+  // (if the fitted weights change so that this message no longer reaches the bar, pick another)
+  t.equal(autolearnClass(r, before), 'spam', `meets the bar: score ${r.score}, rule points ${rulePoints.toFixed(2)}`);
   // A ham that only Bayes finds clean (and rules have nothing on) at <= -1 is learned as ham.
   await transact(on, [hamText(7001), spamText(7002)]);
   await new Promise((res) => setTimeout(res, 2300));
   const after = await store.stats();
   t.equal(after.nspam, before.nspam + 1, 'the strong spam learned; the weak one (Bayes alone) not');
   const hamScore = seen[1]!.result!.score;
-  t.equal(after.nham, before.nham + (hamScore <= -1 ? 1 : 0), `ham at ${hamScore}: learned only at <= -1`);
+  t.equal(after.nham, before.nham + (autolearnClass(seen[1]!.result!, before) === 'ham' ? 1 : 0), `ham at ${hamScore}: learned only at <= -1 without rules`);
+  t.equal(autolearnClass(seen[2]!.result!, before), null, `the plain spam (${seen[2]!.result!.score}, Bayes alone) is not learned`);
   // the guard: a store full of spam learns no more spam
   const lopsided = new MemoryStore();
   await lopsided.learn('spam', Array.from({ length: 300 }, (_, i) => learnItem(Buffer.from(spamText(i)), { trust: false })));

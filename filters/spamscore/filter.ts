@@ -480,7 +480,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'greylistAt', kind: 'string', arg: 'score', default: '4', help: 'from this score (and below -junkAt): 451 the first time a message is seen, passed on a retry; off disables', check: scoreOrOff },
   { name: 'junkAt', kind: 'string', arg: 'score', default: '6', help: 'from this score: the spam headers (X-Spam: yes, X-Spam-Flag: YES), which smtpd\'s maildir junk files in Junk; the "required" score', check: (v) => (String(v) !== 'off' && scoreOrOff(v) === undefined ? undefined : 'a score') },
   { name: 'rejectAt', kind: 'string', arg: 'score', default: '15', help: 'from this score: 550 at commit; off disables (GTUBE is rejected all the same)', check: scoreOrOff },
-  { name: 'subjectAt', kind: 'string', arg: 'score', default: 'off', help: 'from this score: rewrite the Subject with -subject; off (default) disables', check: scoreOrOff },
+  { name: 'subjectAt', kind: 'string', arg: 'score', default: 'off', help: 'from this score: rewrite the Subject with -subject; off disables', check: scoreOrOff },
   { name: 'subject', kind: 'string', arg: 'template', default: '***SPAM*** %s', help: 'the rewritten Subject; %s is the original one' },
   { name: 'maxBytes', kind: 'int', arg: 'bytes', default: DEFAULT_MAX_BYTES, help: 'scan at most the first this many bytes of a message; the rest passes unscanned', check: (v) => (Number(v) >= 1024 ? undefined : 'at least 1024') },
   {
