@@ -11,8 +11,9 @@
  * `smtpd-filters check --json --maildir`, and sent through smtpd: GTUBE gets 550, the spam
  * lands in Junk with our headers, the ham in the inbox without a spam mark, forged X-Spam*
  * fields go in both directions. Then each header dialect alone, greylisting (451, then the
- * retry passes), -rejectAt, a submission (AUTH) that is not scored, and a store that cannot
- * be reached (unscored by default, 451 with -onError tempfail).
+ * retry passes), -rejectAt, a submission (AUTH) that is not scored, a Redis store shared by
+ * two MX (learned by the CLI; greylisted by one smtpd, the retry passed by another), and a
+ * store that cannot be reached (unscored by default, 451 with -onError tempfail).
  * Needs root and `npm run build`.
  */
 
@@ -241,6 +242,40 @@ t.test('filter-spamscore under smtpd 6.8', { skip: root ? false : 'needs root (i
     t.notOk(d!.junk, 'inbox');
     t.same([...headerValues(d!.data, 'X-Spam'), ...headerValues(d!.data, 'X-Spam-Flag'), ...headerValues(d!.data, 'X-Spam-Status')], [], 'no verdict, no forged flag');
     t.notMatch(smtpd.log(), /"msg":"scanned"/, 'not scanned');
+  });
+
+  await t.test('Redis shared by two MX (two smtpd, one after the other): Bayes learned by the CLI, greylisted on one, passed by the other', async (t) => {
+    const rdir = join(lab.wd, 'redis');
+    mkdirSync(rdir);
+    const redis = lab.spawn(['/usr/bin/redis-server', '--port', '6379', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', rdir]);
+    t.teardown(() => redis.stop(5000));
+    for (let i = 0; (await lab.exec(['/usr/bin/redis-cli', '-p', '6379', 'ping'])).stdout.toString().trim() !== 'PONG'; i++) {
+      if (i > 100) throw new Error(`redis-server did not start: ${redis.output()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const url = 'redis://127.0.0.1:6379/3';
+    for (const [cls, box] of [['spam', 'Junk'], ['ham', 'INBOX']]) {
+      const l = await lab.exec([...SMTPD_FILTERS, 'learn', cls!, '--store', url, '--maildir', join(lab.wd, 'train', box!)], { timeoutMs: 300_000 });
+      t.equal(l.code, 0, `learn ${cls} into Redis: ${l.stderr.toString().trim()}`);
+    }
+    const args = ['-store', url, '-greylistDelay', '1'];
+    // Everything in the greylist band for this message, as in the file store's test.
+    const m = msg('greylisted on mx1', 'a message in the greylist band, retried to another MX\n');
+    const g1 = await lab.startSmtpd({ junk: true, filters: [{ name: 'spamscore', command: filterCommand('spamscore', [...args, '-greylistAt', '-100', '-junkAt', '100']) }] });
+    await send(t, g1, [{ data: m, expect: '451' }]);
+    await g1.stop();
+    await new Promise((r) => setTimeout(r, 1500));
+    const g2 = await lab.startSmtpd({ junk: true, filters: [{ name: 'spamscore', command: filterCommand('spamscore', [...args, '-greylistAt', '-100', '-junkAt', '100']) }] });
+    await send(t, g2, [{ data: m, expect: '250' }]);
+    t.equal(subjectOf((await next(g2, 1))[0]!), 'greylisted on mx1', 'the retry to the other MX passes: the greylist is shared');
+    await g2.stop();
+    const mx2 = await lab.startSmtpd({ junk: true, filters: [{ name: 'spamscore', command: filterCommand('spamscore', args) }] });
+    t.teardown(() => mx2.stop());
+    await send(t, mx2, [{ data: spam, expect: '250' }, { data: ham, expect: '250' }]);
+    const [s, h] = await next(mx2, 2);
+    t.ok(s!.junk, 'spam in Junk with the statistics from Redis');
+    t.match(headerValues(s!.data, 'X-Spam-Status')[0], /BAYES_9/);
+    t.notOk(h!.junk, 'ham in the inbox');
   });
 
   await t.test('a store that cannot be reached: smtpd starts; unscored by default, 451 with -onError tempfail', async (t) => {
