@@ -5,7 +5,9 @@
 // statistics, autolearn, session facts, several messages per session, protocol versions.
 
 import t from 'tap';
-import { Autolearner, sessionFacts, StoreRef, rewriteSubjectField, thresholdWarnings, type Outcome } from '../filters/spamscore/filter.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Autolearner, sessionFacts, StoreRef, rewriteSubjectField, thresholdWarnings, unwritableDir, type Outcome } from '../filters/spamscore/filter.js';
 import { UsageError } from '../lib/flags.js';
 import type { SessionInfo } from '../lib/filter.js';
 import { autolearnClass, learnItem } from '../lib/spam/score.js';
@@ -47,10 +49,14 @@ t.test('flags: defaults and errors', async (t) => {
   t.same(o.greylist, { minDelay: 60, window: 86400, key: 'triplet' });
   t.equal(o.user, 'alice@test.example');
   t.ok(o.autolearn && o.scoreAuth);
-  for (const bad of [['-headers', 'xml'], ['-junkAt', 'off'], ['-greylistAt', 'soon'], ['-maxBytes', '10'], ['-onError', 'pass'], ['-greylistKey', 'ip'], ['-perUser', '-user', 'a'], ['-store', ''], ['-subject', 'a\nb'], ['-nope']]) {
+  for (const bad of [['-headers', 'xml'], ['-junkAt', 'off'], ['-greylistAt', 'soon'], ['-maxBytes', '10'], ['-onError', 'pass'], ['-greylistKey', 'ip'], ['-perUser', '-user', 'a'], ['-store', ''], ['-store', 'spamscore.db'], ['-store', './x/spamscore.db'], ['-subject', 'a\nb'], ['-nope']]) {
     t.throws(() => config(bad), UsageError, bad.join(' '));
   }
+  t.equal(config(['-store', 'memory:']).store, 'memory:');
+  t.equal(config(['-store', 'unix:///run/redis.sock?db=2']).store, 'unix:///run/redis.sock?db=2');
   t.same(thresholdWarnings(config().thresholds), []);
+  t.equal(unwritableDir(join(tmpdir(), 'not-yet', 'there')), undefined, 'a missing directory under a writable one can be made');
+  t.match(unwritableDir('/proc/1/nope'), /^[A-Z]+ on \/proc\/1$/, 'under /proc: not, and where');
   t.match(thresholdWarnings(config(['-greylistAt', '7']).thresholds), [/nothing is greylisted/]);
   t.match(thresholdWarnings(config(['-rejectAt', '5']).thresholds), [/nothing is junked/]);
 });

@@ -29,6 +29,8 @@
  * incoming X-Spam* fields are removed either way.
  */
 
+import { accessSync, constants as fsConstants } from 'node:fs'
+import { dirname, isAbsolute } from 'node:path'
 import { classifyRdns } from '../../lib/dynrdns.js'
 import { defineFilter, proceed, reject, type Decision, type FilterDefinition, type HeaderField, type MessageContext, type MessageEdit, type SessionInfo } from '../../lib/filter.js'
 import { bool, num, str, UsageError, type FlagSpec, type FlagValues } from '../../lib/flags.js'
@@ -41,7 +43,7 @@ import { GREYLIST_DEFAULTS, greylistKey } from '../../lib/spam/greylist.js'
 import { isSmtpdJunkMark, isSpamFieldName, renderHeaders, type Dialect } from '../../lib/spam/headers.js'
 import { autolearnClass, DEFAULT_MAX_BYTES, DEFAULT_THRESHOLDS, learnItem, prepare, scorePrepared, type ScoreOptions, type Thresholds } from '../../lib/spam/score.js'
 import type { ScanResult, SessionFacts, SpamClass } from '../../lib/spam/types.js'
-import { DEFAULT_STORE, openStore, StoreError, type LearnItem, type Store } from '../../lib/store/index.js'
+import { DEFAULT_STORE, isRedisSpec, openStore, StoreError, type LearnItem, type Store } from '../../lib/store/index.js'
 
 // ---- configuration ---------------------------------------------------------------------
 
@@ -528,6 +530,11 @@ export function configFromFlags(values: FlagValues): SpamscoreConfig {
   if (user === '') throw new UsageError('-user: empty')
   const store = str(values, 'store') ?? DEFAULT_STORE
   if (store === '') throw new UsageError('-store: empty')
+  // smtpd starts filters in its own working directory, not the admin's: a relative path
+  // would name another file than `smtpd-filters learn --store` with the same value.
+  if (store !== 'memory:' && !isRedisSpec(store) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(store) && !isAbsolute(store)) {
+    throw new UsageError(`-store ${store}: give an absolute path (smtpd runs filters in its own directory)`)
+  }
   return {
     store,
     dialect: DIALECTS[str(values, 'headers') ?? 'both']!,
@@ -556,6 +563,20 @@ export function thresholdWarnings(t: Thresholds): string[] {
   return out
 }
 
+/** Why a directory (or the nearest existing parent, which would have to create it) is not writable, or undefined. */
+export function unwritableDir(dir: string): string | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      accessSync(d, fsConstants.W_OK | fsConstants.X_OK)
+      return undefined
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' && d !== dirname(d)) continue
+      return code === 'ENOENT' ? 'missing' : `${code ?? errText(err)}${d === dir ? '' : ` on ${d}`}`
+    }
+  }
+}
+
 async function build(values: FlagValues, _rest: string[], log: Logger): Promise<FilterDefinition<SessionState>> {
   const cfg = configFromFlags(values)
   for (const w of thresholdWarnings(cfg.thresholds)) log.warn(w)
@@ -573,6 +594,11 @@ async function build(values: FlagValues, _rest: string[], log: Logger): Promise<
   } catch (err) {
     if (err instanceof StoreError && err.code === 'ECONN') log.warn({ store: cfg.store, err: errText(err) }, 'store not reachable yet: retried for each message')
     else throw new StartupError(`store ${cfg.store}: ${errText(err)}`)
+  }
+  // The greylist is written beside a file store: say so now rather than at the first message.
+  if (cfg.thresholds.greylist !== null && isAbsolute(cfg.store)) {
+    const problem = unwritableDir(dirname(cfg.store))
+    if (problem) log.warn({ dir: dirname(cfg.store), problem }, `the store's directory is not writable by this user (${problem}): greylisting fails and messages in the greylist band pass (or get -onError's answer)`)
   }
   return spamscoreFilter(cfg, { store: ref, log })
 }
