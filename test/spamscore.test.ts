@@ -59,6 +59,7 @@ t.test('flags: defaults and errors', async (t) => {
   t.match(unwritableDir('/proc/1/nope'), /^[A-Z]+ on \/proc\/1$/, 'under /proc: not, and where');
   t.match(thresholdWarnings(config(['-greylistAt', '7']).thresholds), [/nothing is greylisted/]);
   t.match(thresholdWarnings(config(['-rejectAt', '5']).thresholds), [/nothing is junked/]);
+  t.match(thresholdWarnings(config(['-subjectAt', '5']).thresholds), [/marked as spam \(and junked\) too/]);
 });
 
 t.test('registrations: data-line and commit, the reports the session facts need', async (t) => {

@@ -560,6 +560,7 @@ export function thresholdWarnings(t: Thresholds): string[] {
   if (t.greylist !== null && t.greylist >= t.addHeader) out.push(`-greylistAt ${t.greylist} is not below -junkAt ${t.addHeader}: nothing is greylisted`)
   if (t.reject !== null && t.reject <= t.addHeader) out.push(`-rejectAt ${t.reject} is not above -junkAt ${t.addHeader}: nothing is junked, spam is rejected`)
   if (t.rewriteSubject !== null && t.reject !== null && t.rewriteSubject >= t.reject) out.push(`-subjectAt ${t.rewriteSubject} is not below -rejectAt ${t.reject}: no Subject is rewritten`)
+  if (t.rewriteSubject !== null && t.rewriteSubject < t.addHeader) out.push(`-subjectAt ${t.rewriteSubject} is below -junkAt ${t.addHeader}: a rewritten message is marked as spam (and junked) too`)
   return out
 }
 
