@@ -24,6 +24,7 @@ import { copyFileSync, chmodSync, existsSync, mkdtempSync, writeFileSync } from 
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { drive, type DriveResult } from './lib/driver.js'
+import { nodeCommand } from './lib/node.js'
 
 const C_FILTER = '/usr/libexec/opensmtpd/filter-dkimsign'
 
@@ -60,7 +61,7 @@ chmodSync(KEY.ed, 0o600)
 
 /** Runs argv with stderr to /dev/null; `exec` keeps the pid, so /proc figures are the filter's. */
 const quiet = (argv: string[]): string[] => ['/bin/sh', '-c', 'exec "$@" 2>/dev/null', 'sh', ...argv]
-const ours = (flags: string[]): string[] => quiet([process.execPath, join(root, 'dist/filters/dkimsign/main.js'), ...flags])
+const ours = (flags: string[]): string[] => quiet([...nodeCommand(join(root, 'dist/filters/dkimsign/main.js')), ...flags])
 const theirs = (flags: string[]): string[] => quiet([C_FILTER, ...flags])
 
 interface Scenario {

@@ -9,10 +9,11 @@
 
 import { join } from 'node:path'
 import { drive, type DriveResult } from './lib/driver.js'
+import { nodeCommand } from './lib/node.js'
 import { splitterComparison } from './lib/splitters.js'
 
 const root = join(import.meta.dirname, '..')
-const filterNull = [process.execPath, join(root, 'filters/null/main.js')]
+const filterNull = nodeCommand(join(root, 'filters/null/main.js'))
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const sessions = Number(args[args.indexOf('--sessions') + 1]) || (quick ? 300 : 2000)

@@ -24,6 +24,7 @@ import { createSocket } from 'node:dgram'
 import { Resolver } from 'node:dns/promises'
 import { join } from 'node:path'
 import { drive, type DriveResult } from './lib/driver.js'
+import { nodeCommand } from './lib/node.js'
 
 // dist/bench/rdns.js → dist/
 const root = join(import.meta.dirname, '..')
@@ -157,7 +158,7 @@ async function main(): Promise<void> {
     return quick ? Math.max(100, Math.round(n / 5)) : n
   }
   const filter = (port: number, extra: string[] = []) => [
-    process.execPath, join(root, 'filters/rdns/main.js'),
+    ...nodeCommand(join(root, 'filters/rdns/main.js')),
     '-dyndns', 'disconnect', '-rdns', 'disconnect', '-fcrdns', 'disconnect', '-nameserver', `127.0.0.1:${port}`, '-loglevel', 'warn', ...extra,
   ]
   const rows: (DriveResult & { delayMs: number; rttMs: number; variant: string })[] = []

@@ -30,12 +30,13 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { drive, type DriveResult } from './lib/driver.js'
+import { nodeCommand } from './lib/node.js'
 import { clientIp } from './lib/gen.js'
 import { Lab, type Zone } from '../test/lib/lab.js'
 
 const root = join(import.meta.dirname, '..')
 const GO = '/usr/libexec/opensmtpd/filter-senderscore'
-const OURS = [process.execPath, join(root, 'filters/senderscore/main.js')]
+const OURS = nodeCommand(join(root, 'filters/senderscore/main.js'))
 const FLAGS = ['-blockBelow', '10', '-junkBelow', '70']
 
 const args = process.argv.slice(2)

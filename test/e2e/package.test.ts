@@ -28,6 +28,8 @@ import { dirname, join } from 'node:path'
 import { BASE_ENV, headerValues, host, Lab, projectRoot, PROBE_SRC, txt, zone, type SessionResult, type Zone } from '../lib/lab.js'
 import { cmdline, descendants } from '../lib/netns.js'
 
+/** The V8 flags the launchers pass (package.json config.nodeFlags). */
+const NODE_FLAGS = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { config: { nodeFlags: string } }).config.nodeFlags
 const root = process.getuid?.() === 0
 const pkg = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> }
 const DEB = join(projectRoot, `opensmtpd-filters_${pkg.version}_all.deb`)
@@ -110,7 +112,7 @@ t.test('the Debian package', { skip: root ? false : 'needs root (mount namespace
       t.ok(paths.has(`${LIBDIR}/${main}`), `${LIBDIR}/${main}`)
       const launcher = readFileSync(join(tree, at), 'utf8')
       t.match(launcher, /^#!\/bin\/sh\n/, `${name}: a sh script`)
-      t.ok(launcher.trimEnd().endsWith(`\nexec "/usr/bin/node" "${LIBDIR}/${main}" "$@"`), `${name}: exec /usr/bin/node ${LIBDIR}/${main} "$@"`)
+      t.ok(launcher.trimEnd().endsWith(`\nexec "/usr/bin/node" ${NODE_FLAGS} "${LIBDIR}/${main}" "$@"`), `${name}: exec /usr/bin/node ${NODE_FLAGS} ${LIBDIR}/${main} "$@"`)
       t.equal(statSync(join(tree, at)).mode & 0o777, 0o755, `${name}: mode 755`)
     }
     t.same([...paths].filter((p) => p.startsWith(`${LIBEXEC}/`)).map((p) => p.slice(LIBEXEC.length + 1)).sort(), [...filters].sort(), `${LIBEXEC}: the filters of package.json "bin" and nothing else`)
@@ -300,7 +302,7 @@ t.test('make install into a DESTDIR, OpenBSD layout, run from /usr/local', { ski
   for (const page of manPages) t.ok(existsSync(join(local, `share/man/man${page.slice(-1)}`, page)), `share/man/man${page.slice(-1)}/${page}`)
   t.ok(existsSync(join(local, 'share/doc/opensmtpd-filters/install.md')), 'share/doc/opensmtpd-filters/install.md')
   t.notOk(existsSync(join(local, 'lib/opensmtpd-filters/node_modules/typescript')), 'production node_modules only')
-  t.match(readFileSync(join(local, 'libexec/smtpd/filter-null'), 'utf8'), /\nexec "\/[^"]*node" "\/usr\/local\/lib\/opensmtpd-filters\/dist\/filters\/null\/main\.js" "\$@"\n/, 'the launcher names the installed paths, not DESTDIR')
+  t.match(readFileSync(join(local, 'libexec/smtpd/filter-null'), 'utf8'), /\nexec "\/[^"]*node" --max-semi-space-size=\d+ "\/usr\/local\/lib\/opensmtpd-filters\/dist\/filters\/null\/main\.js" "\$@"\n/, 'the launcher names the installed paths, not DESTDIR')
 
   const overlays = [{ dir: local, over: '/usr/local' }]
   const direct = await withOverlays(overlays, ['/usr/sbin/runuser', '-u', 'opensmtpd', '--', `${libexec}/filter-null`], { input: HANDSHAKE })

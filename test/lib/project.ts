@@ -43,8 +43,14 @@ export function shellWord(w: string): string {
 }
 
 /** The proc-exec command of one of our filters: node <root>/dist/filters/<name>/main.js args… */
+/** The V8 flags the installed launchers pass (package.json config.nodeFlags): e2e tests run
+ * the filters as they ship. */
+export const NODE_FLAGS: string[] = (
+  (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { config?: { nodeFlags?: string } }).config?.nodeFlags ?? ''
+).split(/\s+/).filter(Boolean);
+
 export function filterCommand(name: string, args: string[] = []): string {
-  return [NODE, join(projectRoot, 'dist', 'filters', name, 'main.js'), ...args].map(shellWord).join(' ');
+  return [NODE, ...NODE_FLAGS, join(projectRoot, 'dist', 'filters', name, 'main.js'), ...args].map(shellWord).join(' ');
 }
 
 let readable: boolean | undefined;
