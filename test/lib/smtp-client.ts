@@ -219,8 +219,8 @@ export async function runSession(s: SessionScript): Promise<SessionResult> {
   };
   /** Read the reply to cmd; false when the server has closed the connection. */
   const read = async (c: Conn, cmd: string, at: number, sentAt: number, expect?: string) => {
-    const r = await c.reply(timeoutMs).catch((e: Error) => {
-      throw new Error(`${e.message} waiting for the reply to ${cmd || 'the banner'}`);
+    const r = await c.reply(timeoutMs).catch((e: NodeJS.ErrnoException) => {
+      throw Object.assign(new Error(`${e.message} waiting for the reply to ${cmd || 'the banner'}`), { code: e.code });
     });
     check(cmd, expect, r?.code ?? null);
     if (!r) { res.closedByServer = true; return null; }
@@ -280,6 +280,10 @@ export async function runSession(s: SessionScript): Promise<SessionResult> {
     }
   } catch (e) {
     res.error = e instanceof Error ? e.message : String(e);
+    // A write can lose the race with the server's close (a 550 disconnect, say): the
+    // server closed the connection all the same.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE' || code === 'ECONNRESET') res.closedByServer = true;
   } finally {
     conn?.sock.destroy();
   }
