@@ -39,6 +39,32 @@ export const COMMON_FLAGS: readonly FlagSpec[] = [
   },
 ]
 
+/**
+ * -onError, for filters that have no failure flag of their own (filter-dkimsign and
+ * filter-spamscore have theirs): what a handler that throws or does not answer in time
+ * gets. Without it, the definition's own policy (proceed unless it says otherwise).
+ */
+const ON_ERROR: FlagSpec = {
+  name: 'onError',
+  kind: 'string',
+  arg: 'policy',
+  help: 'when the filter itself fails (an internal error, a check that does not answer in time): proceed (fail open, the default) or tempfail (421 at connect, 451 later)',
+  check: (v) => (v === 'proceed' || v === 'tempfail' ? undefined : 'proceed or tempfail'),
+}
+
+/** A program's flags, then the common ones it does not define itself. */
+export function programFlags(spec: Pick<ProgramSpec, 'flags'>): FlagSpec[] {
+  const own = new Set(spec.flags.map((f) => f.name))
+  return [...spec.flags, ...[...COMMON_FLAGS, ON_ERROR].filter((f) => !own.has(f.name))]
+}
+
+/** Applies the common -onError to the definitions that did not choose a policy themselves. */
+export function withFailurePolicy(spec: Pick<ProgramSpec, 'flags'>, values: FlagValues, defs: FilterDefinition<any>[]): FilterDefinition<any>[] {
+  const policy = values.onError
+  if (spec.flags.some((f) => f.name === 'onError') || (policy !== 'proceed' && policy !== 'tempfail')) return defs
+  return defs.map((d) => (d.onFailure === undefined ? { ...d, onFailure: policy } : d))
+}
+
 export interface ProgramSpec {
   /** the installed name, e.g. filter-senderscore */
   readonly program: string
@@ -53,7 +79,7 @@ export interface ProgramSpec {
 
 /** Parses flags for a program, printing usage and exiting on errors. */
 export function parseProgramFlags(spec: ProgramSpec, argv: readonly string[]): { values: FlagValues; rest: string[] } {
-  const specs = [...spec.flags, ...COMMON_FLAGS]
+  const specs = programFlags(spec)
   try {
     const parsed = parseFlags(argv, specs)
     if (!spec.positional && parsed.rest.length > 0) throw new UsageError(`unexpected argument: ${parsed.rest[0]}`)
@@ -76,7 +102,7 @@ export async function runProgram(spec: ProgramSpec, argv: readonly string[] = pr
   let defs: FilterDefinition<any>[]
   try {
     const built = await spec.build(values, rest, log)
-    defs = Array.isArray(built) ? built : [built]
+    defs = withFailurePolicy(spec, values, Array.isArray(built) ? built : [built])
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`${spec.program}: ${err.message}\n`)

@@ -2,7 +2,8 @@
 // with smtpd's first-line "X-Spam: Yes" kept.
 import t, { type Test } from 'tap';
 type Tap = Test;
-import { foldField, renderHeaders, renderRspamd, renderSpamAssassin, rewriteSubject, spamFieldsToRemove, stripSpamFieldLines } from '../lib/spam/headers.js';
+import { foldField, renderHeaders, renderRspamd, renderSpamAssassin, rewriteSubject, spamFieldsToRemove,
+  smtpdJunked, stripSpamFieldLines } from '../lib/spam/headers.js';
 import type { ScanResult } from '../lib/spam/types.js';
 
 const result = (score: number, names: string[], action: ScanResult['action'] = score >= 15 ? 'reject' : score >= 6 ? 'add header' : score >= 4 ? 'greylist' : 'no action'): ScanResult => ({
@@ -65,7 +66,7 @@ t.test('folding: many and long symbols', async (t) => {
   t.same(foldField('X-A', ['a', 'b']), ['X-A: a b']);
 });
 
-t.test('removing forged X-Spam* fields, keeping smtpd\'s first line', async (t) => {
+t.test('removing forged X-Spam* fields, keeping what smtpd and the chain wrote above smtpd\'s Received field', async (t) => {
   const f = (name: string, value: string) => ({ name, value });
   // smtpd junked the session: its "X-Spam: Yes" is field 0, before its Received field.
   const junked = [f('X-Spam', ' Yes'), f('Received', ' from x by mx'), f('X-Spam-Status', ' No, score=-5'), f('x-spam-flag', ' NO'), f('Subject', ' hi'), f('X-Spamd-Result', ' default: False'), f('X-Spam', ' Yes')];
@@ -73,10 +74,18 @@ t.test('removing forged X-Spam* fields, keeping smtpd\'s first line', async (t) 
   // Not junked: smtpd's Received is first, so any X-Spam field came from the sender.
   const notJunked = [f('Received', ' from x by mx'), f('X-Spam', ' Yes'), f('X-Spam-Score', ' -10 / 15'), f('From', ' a@b')];
   t.same(spamFieldsToRemove(notJunked), [1, 2]);
-  // The exception is exact: only "X-Spam: Yes" in field 0.
-  t.same(spamFieldsToRemove([f('X-Spam', ' no'), f('Received', ' x')]), [0]);
-  t.same(spamFieldsToRemove([f('X-Spam-Flag', ' YES'), f('Received', ' x')]), [0]);
-  t.same(spamFieldsToRemove([f('x-spam', ' Yes'), f('Received', ' x')]), [0]);
+  // Above smtpd's Received field only smtpd and the filters before us in the chain write:
+  // trusted, whatever they say; the sender's fields start at the Received field.
+  t.same(spamFieldsToRemove([f('X-Spam', ' no'), f('Received', ' x'), f('X-Spam', ' no')]), [2]);
+  t.same(spamFieldsToRemove([f('X-Spam-Flag', ' YES'), f('Received', ' x')]), []);
+  // Filters before us prepend their fields above smtpd's mark (X-SenderScore, Authentication-Results).
+  const chained = [f('X-SenderScore', ' 50'), f('Authentication-Results', ' mx; iprev=pass'), f('X-Spam', ' Yes'), f('Received', ' from x by mx'), f('X-Spam', ' Yes'), f('X-Spam-Status', ' No')];
+  t.same(spamFieldsToRemove(chained), [4, 5], 'the mark below two chain fields is smtpd\'s; the copies below Received are the sender\'s');
+  t.ok(smtpdJunked(chained), 'junked by smtpd');
+  t.notOk(smtpdJunked([f('Received', ' x'), f('X-Spam', ' Yes')]), 'a sender\'s X-Spam: Yes is not smtpd\'s mark');
+  // Without any Received field (not through smtpd): only a first "X-Spam: Yes" is trusted.
+  t.same(spamFieldsToRemove([f('X-Spam', ' Yes'), f('X-Spam', ' Yes')]), [1]);
+  t.same(spamFieldsToRemove([f('x-spam', ' Yes'), f('Subject', ' x')]), [0]);
   t.same(spamFieldsToRemove([f('Subject', ' X-Spam: Yes')]), []);
 });
 

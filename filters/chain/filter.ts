@@ -13,7 +13,7 @@
 
 import type { FilterDefinition } from '../../lib/filter.js'
 import { UsageError } from '../../lib/flags.js'
-import { parseProgramFlags, StartupError, type ProgramSpec } from '../../lib/main.js'
+import { parseProgramFlags, StartupError, withFailurePolicy, type ProgramSpec } from '../../lib/main.js'
 import type { Logger } from '../../lib/log.js'
 import { filterName, FILTERS } from '../index.js'
 
@@ -52,7 +52,7 @@ export async function buildChain(argv: readonly string[], log: Logger): Promise<
       if (err instanceof StartupError || err instanceof UsageError) throw new StartupError(`${m.name}: ${err.message}`)
       throw err
     }
-    for (const d of Array.isArray(built) ? built : [built]) {
+    for (const d of withFailurePolicy(spec, values, Array.isArray(built) ? built : [built])) {
       // The same filter twice (two dkimsign keys, say) stays apart in the logs.
       defs.push(list.filter((x) => x.name === m.name).length > 1 ? { ...d, name: `${d.name}#${i + 1}` } : d)
     }

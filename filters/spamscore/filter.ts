@@ -40,7 +40,7 @@ import { errText, withTimeout } from '../../lib/message.js'
 import { BAYES_DEFAULTS, bayesReady } from '../../lib/spam/bayes.js'
 import { messageDigest } from '../../lib/spam/digest.js'
 import { GREYLIST_DEFAULTS, greylistKey } from '../../lib/spam/greylist.js'
-import { isSmtpdJunkMark, isSpamFieldName, renderHeaders, type Dialect } from '../../lib/spam/headers.js'
+import { isSpamFieldName, renderHeaders, smtpdJunked, spamFieldsToRemove, type Dialect } from '../../lib/spam/headers.js'
 import { autolearnClass, DEFAULT_MAX_BYTES, DEFAULT_THRESHOLDS, learnItem, prepare, scorePrepared, type ScoreOptions, type Thresholds } from '../../lib/spam/score.js'
 import type { ScanResult, SessionFacts, SpamClass } from '../../lib/spam/types.js'
 import { DEFAULT_STORE, isRedisSpec, openStore, StoreError, type LearnItem, type Store } from '../../lib/store/index.js'
@@ -153,8 +153,6 @@ interface Held {
   readonly lines: string[]
   bytes: number
   truncated: boolean
-  /** the first line is smtpd's own `X-Spam: Yes` */
-  smtpdJunk: boolean
 }
 
 export interface SessionState {
@@ -284,14 +282,22 @@ export function rewriteSubjectField(name: string, lines: readonly string[], temp
   return out
 }
 
-/** Removes incoming X-Spam* fields, keeps smtpd's own first-line mark, rewrites the Subject. */
-function headerEdit(subject: string | undefined): (f: HeaderField, index: number) => readonly string[] | null | undefined {
+/** A header field as lib/spam/headers.ts sees it: name and unfolded value. */
+function fieldRef(f: HeaderField): { name: string; value: string } {
+  return { name: f.name, value: f.lines.join('').slice(f.lines[0]!.indexOf(':') + 1) }
+}
+
+/**
+ * Removes the sender's X-Spam* fields (lib/spam/headers.ts spamFieldsToRemove: those from
+ * smtpd's Received field on — above it only smtpd and the filters before us write) and
+ * rewrites the Subject. `fields` are the message's header fields as the runtime collected
+ * them (up to 1 MB of header): any X-Spam* field beyond them is the sender's.
+ */
+function headerEdit(fields: readonly HeaderField[], subject: string | undefined): (f: HeaderField, index: number) => readonly string[] | null | undefined {
+  const remove = new Set(spamFieldsToRemove(fields.map(fieldRef)))
   let rewritten = false
   return (f, index) => {
-    if (isSpamFieldName(f.name)) {
-      if (index === 0 && isSmtpdJunkMark({ name: f.name, value: f.lines.join('').slice(f.lines[0]!.indexOf(':') + 1) })) return undefined
-      return null
-    }
+    if (isSpamFieldName(f.name)) return index >= fields.length || remove.has(index) ? null : undefined
     if (subject !== undefined && !rewritten && f.lname === 'subject') {
       rewritten = true
       return rewriteSubjectField(f.name, f.lines, subject)
@@ -308,7 +314,7 @@ export function spamscoreFilter(cfg: SpamscoreConfig, deps: SpamscoreDeps): Filt
   let notReadyWarned = 0
 
   const start = (ctx: MessageContext<SessionState>): Held => {
-    const held: Held = { ctx, lines: [], bytes: 0, truncated: false, smtpdJunk: false }
+    const held: Held = { ctx, lines: [], bytes: 0, truncated: false }
     ctx.state.held = held
     ctx.state.verdict = undefined
     return held
@@ -361,8 +367,8 @@ export function spamscoreFilter(cfg: SpamscoreConfig, deps: SpamscoreDeps): Filt
     let headers: string[] = []
     if (decision.kind === 'proceed') {
       headers = renderHeaders(r, cfg.dialect, { reject: cfg.thresholds.reject })
-      // smtpd's own `X-Spam: Yes` is already first in the message: not twice.
-      if (held.smtpdJunk) headers = headers.filter((l) => !/^X-Spam: /i.test(l))
+      // smtpd's own `X-Spam: Yes` is already in the message (above its Received field): not twice.
+      if (smtpdJunked(held.ctx.headers.map(fieldRef))) headers = headers.filter((l) => !/^X-Spam: /i.test(l))
     }
 
     if (autolearner && !facts.authenticated && !greylisted) {
@@ -415,7 +421,7 @@ export function spamscoreFilter(cfg: SpamscoreConfig, deps: SpamscoreDeps): Filt
     const prepend = [...outcome.headers]
     // no Subject to rewrite: one is added
     if (rewrite && !ctx.headers.some((h) => h.lname === 'subject')) prepend.push(rewriteSubjectField('Subject', ['Subject: '], cfg.subjectTemplate)[0]!.trimEnd())
-    const edit: MessageEdit = { header: headerEdit(rewrite ? cfg.subjectTemplate : undefined) }
+    const edit: MessageEdit = { header: headerEdit(ctx.headers, rewrite ? cfg.subjectTemplate : undefined) }
     return prepend.length ? { ...edit, prepend } : edit
   }
 
@@ -441,8 +447,6 @@ export function spamscoreFilter(cfg: SpamscoreConfig, deps: SpamscoreDeps): Filt
         let held = ctx.state.held
         if (held === undefined || held.ctx !== ctx) {
           held = start(ctx)
-          // smtpd writes its own mark exactly so, before its Received field
-          held.smtpdJunk = line === 'X-Spam: Yes'
         }
         if (held.truncated) return
         if (held.bytes + line.length + 1 > cfg.maxBytes) {

@@ -133,25 +133,31 @@ export interface FieldRef {
 }
 
 /**
- * Which of the message's header fields to remove before adding ours: every X-Spam* field,
- * EXCEPT smtpd's own junk mark. When an earlier filter (or a `junk` rule) junked the session,
- * smtpd writes "X-Spam: Yes" as the very first line of the message, before its Received
- * field (smtp_session.c, smtp_message_begin), so it is the first field the filter sees. A
- * sender cannot put a field there: everything the client sends comes after smtpd's
- * Received field. So field 0, named X-Spam with the value Yes, is kept; every other X-Spam*
- * field, including a second "X-Spam: Yes" further down, is removed.
+ * Which of the message's header fields to remove before adding ours: every X-Spam* field the
+ * sender wrote. smtpd writes its own Received field before anything the client sends, and its
+ * junk mark "X-Spam: Yes" before that Received field when an earlier filter junked the
+ * session (smtp_session.c, smtp_message_begin); the filters before us in a chain add their
+ * fields above it as well (filter-senderscore's X-SenderScore, filter-rdns's
+ * Authentication-Results: so smtpd's mark is not always the very first field). A sender cannot
+ * put a field above smtpd's Received field. So X-Spam* fields above the first Received field
+ * are smtpd's or the chain's and are kept; from the first Received field on, every X-Spam*
+ * field is the sender's and is removed. A message with no Received field at all did not come
+ * through smtpd: only a first field "X-Spam: Yes" is trusted there.
  *
  * Returns the indexes to remove, ascending.
  */
 export function spamFieldsToRemove(fields: FieldRef[]): number[] {
+  const received = fields.findIndex((f) => f.name.trim().toLowerCase() === 'received');
+  const trusted = received >= 0 ? received : fields.length > 0 && isSmtpdJunkMark(fields[0]!) ? 1 : 0;
   const out: number[] = [];
-  for (let i = 0; i < fields.length; i++) {
-    const f = fields[i]!;
-    if (!isSpamFieldName(f.name)) continue;
-    if (i === 0 && isSmtpdJunkMark(f)) continue;
-    out.push(i);
-  }
+  for (let i = trusted; i < fields.length; i++) if (isSpamFieldName(fields[i]!.name)) out.push(i);
   return out;
+}
+
+/** Whether smtpd junked the message: its "X-Spam: Yes" among the fields it trusts (above). */
+export function smtpdJunked(fields: FieldRef[]): boolean {
+  const removed = new Set(spamFieldsToRemove(fields));
+  return fields.some((f, i) => !removed.has(i) && isSmtpdJunkMark(f));
 }
 
 /** smtpd's own mark: exactly "X-Spam: Yes". */
@@ -182,5 +188,5 @@ export function stripSpamFieldLines(lines: string[]): { kept: string[]; removed:
   fields.forEach((f, i) => {
     if (!drop.has(i)) for (let k = f.start; k < f.end; k++) kept.push(lines[k]!);
   });
-  return { kept, removed: drop.size, smtpdJunk: fields.length > 0 && !drop.has(0) && isSmtpdJunkMark(fields[0]!.ref) };
+  return { kept, removed: drop.size, smtpdJunk: smtpdJunked(fields.map((f) => f.ref)) };
 }
