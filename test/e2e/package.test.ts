@@ -44,7 +44,8 @@ interface Run { code: number; stdout: string; stderr: string }
 
 function run(argv: string[], opts: { cwd?: string; input?: string; timeoutMs?: number } = {}): Promise<Run> {
   return new Promise((resolve) => {
-    const child = execFile(argv[0]!, argv.slice(1), { cwd: opts.cwd ?? projectRoot, env: ENV, maxBuffer: 64 << 20, timeout: opts.timeoutMs ?? 120_000, killSignal: 'SIGKILL' },
+    // env -u NODE_OPTIONS: tap's process-info hook adds its --import to every child's env (lab-process.ts)
+    const child = execFile('/usr/bin/env', ['-u', 'NODE_OPTIONS', ...argv], { cwd: opts.cwd ?? projectRoot, env: ENV, maxBuffer: 64 << 20, timeout: opts.timeoutMs ?? 120_000, killSignal: 'SIGKILL' },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0
         resolve({ code, stdout: String(stdout), stderr: String(stderr) + (err && code === -1 ? `\n${err.message}` : '') })

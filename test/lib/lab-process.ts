@@ -30,7 +30,12 @@ export class LabProcess {
 
   constructor(readonly argv: string[], opts: SpawnOptions = {}) {
     // detached: setsid(), so pid = process group id = session id of all its descendants.
-    this.child = spawn(argv[0]!, argv.slice(1), {
+    // tap's process-info hook puts its --import into NODE_OPTIONS of every child it sees
+    // spawned, whatever env we pass; a filter started from there as another user (opensmtpd,
+    // Dovecot's mail user) then fails to read a checkout under /root. env -u drops it, then
+    // execs the program (same pid).
+    const clean = ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...argv];
+    this.child = spawn(clean[0]!, clean.slice(1), {
       detached: true,
       stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       env: opts.env ?? process.env,

@@ -53,21 +53,34 @@ export function filterCommand(name: string, args: string[] = []): string {
   return [NODE, ...NODE_FLAGS, join(projectRoot, 'dist', 'filters', name, 'main.js'), ...args].map(shellWord).join(' ');
 }
 
-let readable: boolean | undefined;
+const readable = new Map<string, boolean>();
 
-/** Can smtpd's default filter user (opensmtpd) run our compiled code? Not when the
- * project lives under /root (a CI clone); node also reads package.json for "type". */
-export function opensmtpdCanRead(): boolean {
-  if (readable === undefined) {
+/** Can `user` run our compiled code? Not when the project lives under /root (a CI
+ * clone); node also reads package.json for "type". */
+export function readableBy(user: string): boolean {
+  let ok = readable.get(user);
+  if (ok === undefined) {
     const [pkg, dist, mods] = ['package.json', 'dist', 'node_modules'].map((p) => join(projectRoot, p));
     const test = ['-r', pkg!, '-a', '-r', dist!, '-a', '-x', dist!, '-a', '-r', mods!, '-a', '-x', mods!];
     try {
-      execFileSync('/usr/sbin/runuser', ['-u', 'opensmtpd', '--', '/usr/bin/test', ...test], { stdio: 'ignore' });
-      readable = true;
+      execFileSync('/usr/sbin/runuser', ['-u', user, '--', '/usr/bin/test', ...test], { stdio: 'ignore' });
+      ok = true;
     } catch {
-      readable = false;
-      process.stderr.write(`lab: ${projectRoot} is not readable by user opensmtpd; our filters run as user root\n`);
+      ok = false;
     }
+    readable.set(user, ok);
   }
-  return readable;
+  return ok;
+}
+
+let warned = false;
+
+/** Can smtpd's default filter user (opensmtpd) run our compiled code? */
+export function opensmtpdCanRead(): boolean {
+  const ok = readableBy('opensmtpd');
+  if (!ok && !warned) {
+    warned = true;
+    process.stderr.write(`lab: ${projectRoot} is not readable by user opensmtpd; our filters run as user root\n`);
+  }
+  return ok;
 }
