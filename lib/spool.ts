@@ -18,6 +18,8 @@ import { LineSplitter } from './lines.js'
 
 export const DEFAULT_MEMORY_LIMIT = 1024 * 1024
 const BLOCK = 64 * 1024
+/** lines shorter than this are copied byte by byte (see append) */
+const SHORT_LINE = 256
 
 let counter = 0
 
@@ -55,9 +57,20 @@ export class Spool {
   /** Keeps one line (latin1, without '\n'). */
   append(line: string): void {
     if (this.disposed) return
-    this.bytes += line.length + 1
-    this.put(line)
-    this.put('\n')
+    const n = line.length
+    this.bytes += n + 1
+    const b = this.block
+    if (b !== undefined && n < SHORT_LINE && n < b.length - this.used) {
+      // Most lines are short: a JS loop copies them faster than a Buffer.write call per line
+      // (a native call, with a slice of the string for what fits and another for the '\n').
+      let w = this.used
+      for (let i = 0; i < n; i++) b[w++] = line.charCodeAt(i)
+      b[w++] = 10
+      this.used = w
+    } else {
+      this.put(line)
+      this.put('\n')
+    }
     if (this.fd === undefined && this.bytes > this.memoryLimit) this.spill()
   }
 
