@@ -22,6 +22,11 @@ const HEADER_COLLECT_LIMIT = 1024 * 1024
 export interface PipelineHost {
   /** sends one stuffed line to smtpd */
   write(line: string): void
+  /**
+   * sends the lines of `src[start, end)` (whole lines, unstuffed, each ending in '\n') to
+   * smtpd: `write(stuff(line))` for each, without a string per line
+   */
+  writeLines(src: Buffer, start: number, end: number): void
   /** resolves when smtpd is reading our output again (backpressure) */
   ready(): Promise<void>
   readonly log: Logger
@@ -111,6 +116,8 @@ class Stage implements MessageContext<unknown> {
     readonly spec: StageSpec,
     private readonly next: (line: string) => void,
     spoolOptions: SpoolOptions,
+    /** for the last stage: sends held bytes to smtpd as `next` would send their lines */
+    private readonly direct?: (held: Buffer) => void,
   ) {
     this.session = spec.base.session
     this.state = spec.base.state
@@ -212,6 +219,17 @@ class Stage implements MessageContext<unknown> {
   private async replay(edit: MessageEdit, host: PipelineHost, isAborted: () => boolean): Promise<void> {
     for (const l of edit.prepend ?? []) this.emit(l)
     const editHeader = edit.header
+    if (editHeader === undefined && this.direct !== undefined) {
+      // Nothing to edit and smtpd next: the held bytes go out as they are (re-stuffed), with
+      // no string per line (a third of the cost of a held 4 KB message when replayed line by
+      // line).
+      for await (const held of this.spool!.chunks()) {
+        if (isAborted()) return
+        this.direct(held)
+        await host.ready()
+      }
+      return
+    }
     const reader = editHeader ? new HeaderReader() : undefined
     let index = 0
     const pass = (f: HeaderField): void => {
@@ -260,9 +278,12 @@ export class MessagePipeline {
     let next = (line: string): void => {
       if (!this.aborted) this.host.write(stuff(line))
     }
+    const direct = (held: Buffer): void => {
+      if (!this.aborted) this.host.writeLines(held, 0, held.length)
+    }
     const built: Stage[] = []
     for (let i = specs.length - 1; i >= 0; i--) {
-      const stage = new Stage(specs[i]!, next, host.spool)
+      const stage = new Stage(specs[i]!, next, host.spool, i === specs.length - 1 ? direct : undefined)
       built.unshift(stage)
       next = (line: string) => stage.input(line)
     }

@@ -32,6 +32,7 @@ import {
   registerReport,
   reject,
   splitConnectParam,
+  stuff,
   type Decision,
   type FilterRequest,
   type Inbound,
@@ -487,24 +488,30 @@ export class Runtime {
     const cut = answersTruncated(version)
     const maxLine = (cut ? ANSWER_LINE_LIMIT : READ_BUFFER_LIMIT) - filterDataline(version, session, token, '').length
     let warned = false
+    let prefix: Buffer | undefined
+    const write = (line: string): void => {
+      if (line.length <= maxLine) {
+        writer.line(filterDataline(version, session, token, line))
+        return
+      }
+      if (!warned) {
+        warned = true
+        this.log.warn(
+          { session, bytes: line.length, kept: maxLine },
+          cut
+            ? 'message line too long for smtpd < 7.4, which cuts what a filter sends back: cut as smtpd would (fixed in smtpd 7.4)'
+            : 'message line too long for smtpd to read back from a filter: split in two',
+        )
+      }
+      if (cut) writer.line(filterDataline(version, session, token, line.slice(0, maxLine)))
+      else for (let i = 0; i < line.length; i += maxLine) writer.line(filterDataline(version, session, token, line.slice(i, i + maxLine)))
+    }
     const host: PipelineHost = {
       // All data-lines of a message share one token; the answer order follows the request's version.
-      write: (line: string) => {
-        if (line.length <= maxLine) {
-          writer.line(filterDataline(version, session, token, line))
-          return
-        }
-        if (!warned) {
-          warned = true
-          this.log.warn(
-            { session, bytes: line.length, kept: maxLine },
-            cut
-              ? 'message line too long for smtpd < 7.4, which cuts what a filter sends back: cut as smtpd would (fixed in smtpd 7.4)'
-              : 'message line too long for smtpd to read back from a filter: split in two',
-          )
-        }
-        if (cut) writer.line(filterDataline(version, session, token, line.slice(0, maxLine)))
-        else for (let i = 0; i < line.length; i += maxLine) writer.line(filterDataline(version, session, token, line.slice(i, i + maxLine)))
+      write,
+      writeLines: (src: Buffer, start: number, end: number) => {
+        prefix ??= Buffer.from(filterDataline(version, session, token, ''), 'latin1')
+        writer.datalines(prefix, src, start, end, maxLine, (line) => write(stuff(line)))
       },
       ready: () => writer.ready(),
       log: this.log,

@@ -14,12 +14,13 @@
 import { closeSync, openSync, read, unlinkSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LineSplitter } from './lines.js'
 
 export const DEFAULT_MEMORY_LIMIT = 1024 * 1024
 const BLOCK = 64 * 1024
 /** lines shorter than this are copied byte by byte (see append) */
 const SHORT_LINE = 256
+/** a spilled message is read back through a buffer of this size */
+const READ_CHUNK = 64 * 1024
 
 let counter = 0
 
@@ -115,31 +116,79 @@ export class Spool {
     if (all) this.used = 0
   }
 
-  /** Reads the message back, in batches of lines, in order. */
-  async *read(): AsyncGenerator<string[]> {
-    let batch: string[] = []
-    const splitter = new LineSplitter((l) => batch.push(l), Number.MAX_SAFE_INTEGER)
+  /**
+   * Reads the message back in order, as Buffers of whole lines: each holds one or more lines
+   * as appended, each ending in '\n'. In memory these are the blocks themselves (a line that
+   * straddles two blocks comes on its own); from the file, views of one read buffer, valid
+   * until the next is asked for.
+   */
+  async *chunks(): AsyncGenerator<Buffer> {
     if (this.fd === undefined) {
-      for (const b of this.blocks) splitter.push(b)
-      if (this.block) splitter.push(this.block.subarray(0, this.used))
-      if (batch.length > 0) yield batch
+      const blocks = this.block ? [...this.blocks, this.block.subarray(0, this.used)] : this.blocks
+      let carry: Buffer | undefined
+      for (const b of blocks) {
+        let from = 0
+        if (carry !== undefined) {
+          const nl = b.indexOf(10)
+          if (nl < 0) {
+            carry = Buffer.concat([carry, b])
+            continue
+          }
+          yield Buffer.concat([carry, b.subarray(0, nl + 1)])
+          carry = undefined
+          from = nl + 1
+        }
+        const last = b.lastIndexOf(10)
+        if (last >= from) yield b.subarray(from, last + 1)
+        if (Math.max(last + 1, from) < b.length) carry = b.subarray(Math.max(last + 1, from))
+      }
       return
     }
     this.writeBlocks(true)
     const fd = this.fd
-    const chunk = Buffer.allocUnsafe(256 * 1024)
+    let chunk = Buffer.allocUnsafe(READ_CHUNK)
+    // bytes of a line not yet complete, at the start of `chunk`
+    let kept = 0
     let pos = 0
     while (pos < this.fileBytes && !this.disposed) {
+      if (kept === chunk.length) {
+        // a line longer than the buffer (smtpd's are below 66 KB; ours cannot be)
+        const bigger = Buffer.allocUnsafe(2 * chunk.length)
+        chunk.copy(bigger, 0, 0, kept)
+        chunk = bigger
+      }
+      const into = chunk
       const n = await new Promise<number>((resolve, reject) =>
-        read(fd, chunk, 0, Math.min(chunk.length, this.fileBytes - pos), pos, (err, got) => (err ? reject(err) : resolve(got))),
+        read(fd, into, kept, Math.min(into.length - kept, this.fileBytes - pos), pos, (err, got) => (err ? reject(err) : resolve(got))),
       )
       if (n === 0) break
       pos += n
-      splitter.push(chunk.subarray(0, n))
-      if (batch.length > 0) {
-        yield batch
-        batch = []
+      const filled = kept + n
+      const last = chunk.lastIndexOf(10, filled - 1)
+      if (last < 0) {
+        kept = filled
+        continue
       }
+      yield chunk.subarray(0, last + 1)
+      kept = filled - last - 1
+      if (kept > 0) chunk.copyWithin(0, last + 1, filled)
+    }
+  }
+
+  /** Reads the message back, in batches of lines (without their '\n'), in order. */
+  async *read(): AsyncGenerator<string[]> {
+    for await (const c of this.chunks()) {
+      // one string per chunk, the lines slices of it: no native call per line
+      const text = c.toString('latin1')
+      const batch: string[] = []
+      let from = 0
+      for (;;) {
+        const nl = text.indexOf('\n', from)
+        if (nl < 0) break
+        batch.push(text.slice(from, nl))
+        from = nl + 1
+      }
+      yield batch
     }
   }
 
