@@ -85,6 +85,45 @@ async function parent(): Promise<void> {
     t.throws(() => decodeDb(Buffer.from('not a store')), { code: 'EFORMAT' });
   });
 
+  t.test('a set without tokens reads back (and one written by 0.1.0, whose CRC was 0)', async (t) => {
+    const d = tmp();
+    const file = path.join(d, 'empty.db');
+    const store = new FileStore(file);
+    await store.learn('spam', [learnItem(message(1))]);
+    await store.learn(null, [learnItem(message(1))]);
+    t.same(await new FileStore(file).stats(), { nspam: 0, nham: 0, tokens: 0, messages: 0, lastLearn: (await store.stats()).lastLearn });
+    const buf = fs.readFileSync(file);
+    buf.writeUInt32LE(0, buf.length - 4);
+    fs.writeFileSync(file, buf);
+    t.equal((await new FileStore(file).stats()).tokens, 0, 'legacy CRC accepted');
+    buf.writeUInt32LE(12345, buf.length - 4);
+    fs.writeFileSync(file, buf);
+    await t.rejects(new FileStore(file).stats(), { code: 'EFORMAT' }, 'any other CRC is not');
+  });
+
+  t.test('a reader picks up each learn; a corrupt replacement is an error, and the next good file is read', async (t) => {
+    const d = tmp();
+    const file = path.join(d, 'r.db');
+    const writer = new FileStore(file);
+    for (let n = 0; n < 20; n++) await writer.learn(n % 2 ? 'ham' : 'spam', [learnItem(message(n))]);
+    const reader = new FileStore(file);
+    const probe = learnItem(message(3)).tokens;
+    const before = await reader.lookup(probe);
+    await writer.learn('spam', [learnItem(message(3))]);
+    const after = await reader.lookup(probe);
+    t.same([after.nspam, after.nham], [before.nspam + 1, before.nham - 1], 'the move is seen');
+    t.ok(Array.from(after.spam).every((c, i) => c >= before.spam[i]!));
+    const good = fs.readFileSync(file);
+    const bad = Buffer.from(good);
+    bad[bad.length - 100] ^= 0xff;
+    fs.writeFileSync(file + '.new', bad);
+    fs.renameSync(file + '.new', file);
+    await t.rejects(reader.lookup(probe), { code: 'EFORMAT' });
+    fs.writeFileSync(file + '.new', good);
+    fs.renameSync(file + '.new', file);
+    t.same(await reader.lookup(probe), after, 'read again once the file is whole');
+  });
+
   t.test('atomic replace: no temp files left, readers pick up changes without restart', async (t) => {
     const d = tmp();
     const file = path.join(d, 'bayes.db');
