@@ -9,6 +9,16 @@
  * beyond that the whole message moves to a temp file created with mode 0600
  * and unlinked at once, so nothing is left behind whatever happens to the
  * process, and memory per message stays bounded however large the message is.
+ * All messages together keep at most `totalMemoryLimit` in memory: past it, a
+ * message of more than one block spills whatever its own size, so ten large
+ * messages in flight do not hold ten times `memoryLimit`.
+ *
+ * Blocks are reused: those of a message that spilled or ended go to a free
+ * list for the next messages. A block lives as long as its message, long
+ * enough for V8 to move its Buffer to the old generation, whose garbage is
+ * collected rarely while the heap stays small: blocks allocated anew for each
+ * message piled up there (20 MB after twenty 5 MB messages) before any
+ * collection freed them.
  */
 
 import { closeSync, openSync, read, unlinkSync, writeSync } from 'node:fs'
@@ -16,16 +26,34 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 export const DEFAULT_MEMORY_LIMIT = 1024 * 1024
+export const DEFAULT_TOTAL_MEMORY_LIMIT = 4 * 1024 * 1024
 const BLOCK = 64 * 1024
 /** lines shorter than this are copied byte by byte (see append) */
 const SHORT_LINE = 256
-/** a spilled message is read back through a buffer of this size */
-const READ_CHUNK = 64 * 1024
 
 let counter = 0
 
+/** blocks free for the next message (at most the total memory limit's worth) */
+const free: Buffer[] = []
+const FREE_MAX = DEFAULT_TOTAL_MEMORY_LIMIT / BLOCK
+/** bytes of blocks held by every spool of the process */
+let held = 0
+
+function takeBlock(): Buffer {
+  held += BLOCK
+  return free.pop() ?? Buffer.allocUnsafe(BLOCK)
+}
+
+function giveBlock(b: Buffer): void {
+  held -= BLOCK
+  if (free.length < FREE_MAX) free.push(b)
+}
+
 export interface SpoolOptions {
+  /** bytes of one message kept in memory before it spills to a file */
   readonly memoryLimit?: number
+  /** bytes of all messages kept in memory (see above) */
+  readonly totalMemoryLimit?: number
   readonly directory?: string
 }
 
@@ -39,10 +67,12 @@ export class Spool {
   private fileBytes = 0
   private disposed = false
   private readonly memoryLimit: number
+  private readonly totalMemoryLimit: number
   private readonly directory: string | undefined
 
   constructor(opts: SpoolOptions = {}) {
     this.memoryLimit = opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT
+    this.totalMemoryLimit = opts.totalMemoryLimit ?? DEFAULT_TOTAL_MEMORY_LIMIT
     // os.tmpdir() reads three environment variables: ~10 µs, paid only by a message that spills
     this.directory = opts.directory
   }
@@ -72,7 +102,7 @@ export class Spool {
       this.put(line)
       this.put('\n')
     }
-    if (this.fd === undefined && this.bytes > this.memoryLimit) this.spill()
+    if (this.fd === undefined && (this.bytes > this.memoryLimit || (held > this.totalMemoryLimit && this.bytes > BLOCK))) this.spill()
   }
 
   private put(s: string): void {
@@ -91,7 +121,7 @@ export class Spool {
       // On disk, full blocks go to the file as they fill; one block is reused.
       if (this.fd !== undefined) this.writeBlocks()
     }
-    this.block = this.fd !== undefined && this.block ? this.block : Buffer.allocUnsafe(BLOCK)
+    this.block = this.fd !== undefined && this.block ? this.block : takeBlock()
     this.used = 0
   }
 
@@ -112,6 +142,8 @@ export class Spool {
       while (off < b.length) off += writeSync(fd, b, off, b.length - off, this.fileBytes + off)
       this.fileBytes += b.length
     }
+    // Written: free for other messages, except the one being filled (reused for the next lines).
+    for (const b of this.blocks) if (b !== this.block) giveBlock(b)
     this.blocks = []
     if (all) this.used = 0
   }
@@ -146,32 +178,37 @@ export class Spool {
     }
     this.writeBlocks(true)
     const fd = this.fd
-    let chunk = Buffer.allocUnsafe(READ_CHUNK)
+    const block = takeBlock()
+    let chunk = block
     // bytes of a line not yet complete, at the start of `chunk`
     let kept = 0
     let pos = 0
-    while (pos < this.fileBytes && !this.disposed) {
-      if (kept === chunk.length) {
-        // a line longer than the buffer (smtpd's are below 66 KB; ours cannot be)
-        const bigger = Buffer.allocUnsafe(2 * chunk.length)
-        chunk.copy(bigger, 0, 0, kept)
-        chunk = bigger
+    try {
+      while (pos < this.fileBytes && !this.disposed) {
+        if (kept === chunk.length) {
+          // a line longer than the buffer (smtpd's are below 66 KB; ours cannot be)
+          const bigger = Buffer.allocUnsafe(2 * chunk.length)
+          chunk.copy(bigger, 0, 0, kept)
+          chunk = bigger
+        }
+        const into = chunk
+        const n = await new Promise<number>((resolve, reject) =>
+          read(fd, into, kept, Math.min(into.length - kept, this.fileBytes - pos), pos, (err, got) => (err ? reject(err) : resolve(got))),
+        )
+        if (n === 0) break
+        pos += n
+        const filled = kept + n
+        const last = chunk.lastIndexOf(10, filled - 1)
+        if (last < 0) {
+          kept = filled
+          continue
+        }
+        yield chunk.subarray(0, last + 1)
+        kept = filled - last - 1
+        if (kept > 0) chunk.copyWithin(0, last + 1, filled)
       }
-      const into = chunk
-      const n = await new Promise<number>((resolve, reject) =>
-        read(fd, into, kept, Math.min(into.length - kept, this.fileBytes - pos), pos, (err, got) => (err ? reject(err) : resolve(got))),
-      )
-      if (n === 0) break
-      pos += n
-      const filled = kept + n
-      const last = chunk.lastIndexOf(10, filled - 1)
-      if (last < 0) {
-        kept = filled
-        continue
-      }
-      yield chunk.subarray(0, last + 1)
-      kept = filled - last - 1
-      if (kept > 0) chunk.copyWithin(0, last + 1, filled)
+    } finally {
+      giveBlock(block)
     }
   }
 
@@ -195,6 +232,10 @@ export class Spool {
   dispose(): void {
     if (this.disposed) return
     this.disposed = true
+    // Nothing reads a block after this: a replay stops at its next chunk once its message is
+    // aborted, and the bytes it already had were copied (to the writer, or into strings).
+    for (const b of this.blocks) giveBlock(b)
+    if (this.block) giveBlock(this.block)
     this.blocks = []
     this.block = undefined
     if (this.fd !== undefined) {
