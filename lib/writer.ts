@@ -11,12 +11,23 @@
  * reading stdin until the output drains.
  */
 
+import { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 
 const FLUSH_BYTES = 256 * 1024
 const HIGH_WATER = 4 * 1024 * 1024
-/** bytes are gathered in buffers of at least this size */
-const CHUNK = 64 * 1024
+/** bytes are gathered in slabs of this size (a buffer of a line's size for a longer line) */
+const SLAB = 128 * 1024
+/** written slabs kept for reuse */
+const FREE_SLABS = 8
+
+/** A buffer bytes are gathered in, and the writes of it still under way. */
+class Slab {
+  pending = 0
+  /** bytes go to another slab now */
+  retired = false
+  constructor(readonly buf: Buffer) {}
+}
 
 export type RawWrite = (data: string | Uint8Array, encoding: BufferEncoding, cb?: () => void) => boolean
 
@@ -28,11 +39,19 @@ export class ProtocolWriter {
    * `batch` (from `line`). A batch of strings alone is joined and written as one string, as
    * always; bytes spare the string per line that a held message replayed line by line would
    * cost. Each flush writes a view of `buf` and the next bytes continue in the rest of the
-   * same buffer, so buffers are allocated per 64 KiB of output, not per flush.
+   * same slab. When the output is a socket (smtpd's socketpair, a pipe), a slab whose writes
+   * have all completed is free for reuse: the kernel has the bytes. New buffers for output
+   * that waits for a slow reader would outlive a few young-generation collections, move to
+   * the old generation and, dead, stay allocated until a full collection, which a small heap
+   * seldom needs: megabytes of them after a few large messages.
    */
   private batch: string[] = []
   private batchBytes = 0
   private buf: Buffer = EMPTY
+  /** the slab `buf` is, if it is one */
+  private slab: Slab | undefined
+  private readonly free: Buffer[] = []
+  private readonly recycle: boolean
   private start = 0
   private used = 0
   private scheduled = false
@@ -47,12 +66,16 @@ export class ProtocolWriter {
     private readonly onPressure: (blocked: boolean) => void = () => {},
     private readonly onError: (err: Error) => void = () => {},
   ) {
+    // A socket is done with a buffer when its write's callback runs; any other stream (a
+    // PassThrough in tests) may hand the buffer itself on to its reader.
+    this.recycle = out instanceof Socket
     out.on('error', (err: Error) => {
       // EPIPE: smtpd is gone; EOF on stdin follows and ends the process.
       this.broken = true
       this.batch = []
       this.batchBytes = 0
       this.buf = EMPTY
+      this.slab = undefined
       this.start = this.used = 0
       this.onError(err)
     })
@@ -112,18 +135,51 @@ export class ProtocolWriter {
     this.used += this.buf.write(text, this.used, 'latin1')
   }
 
-  /** Makes room for `n` more bytes in `buf`. */
+  /** Makes room for `n` more bytes in `buf`: what is queued is written first, then a new slab. */
   private room(n: number): void {
     if (n <= this.buf.length - this.used) return
-    // The queued bytes move to a new buffer (twice their size, so that a batch growing to
-    // FLUSH_BYTES is copied a few times, not once per line); what was flushed stays with
-    // its write.
-    const queued = this.used - this.start
-    const b = Buffer.allocUnsafe(Math.max(CHUNK, 2 * (queued + n)))
-    if (queued > 0) this.buf.copy(b, 0, this.start, this.used)
-    this.buf = b
-    this.start = 0
-    this.used = queued
+    if (this.used > this.start) this.writeBytes()
+    const old = this.slab
+    if (old !== undefined) {
+      old.retired = true
+      if (old.pending === 0) this.release(old)
+    }
+    if (n <= SLAB) {
+      this.slab = new Slab(this.free.pop() ?? Buffer.allocUnsafe(SLAB))
+      this.buf = this.slab.buf
+    } else {
+      this.slab = undefined
+      this.buf = Buffer.allocUnsafe(n)
+    }
+    this.start = this.used = 0
+  }
+
+  private release(slab: Slab): void {
+    if (this.recycle && this.free.length < FREE_SLABS) this.free.push(slab.buf)
+  }
+
+  /** Writes the queued bytes (`buf[start, used)`). */
+  private writeBytes(): void {
+    const data = this.buf.subarray(this.start, this.used)
+    this.start = this.used
+    const slab = this.slab
+    let ok: boolean
+    if (slab !== undefined && this.recycle) {
+      slab.pending++
+      ok = this.write(data, 'latin1', () => {
+        if (--slab.pending === 0 && slab.retired) this.release(slab)
+      }) // stdout-ok: the only protocol writer
+    } else ok = this.write(data, 'latin1') // stdout-ok: the only protocol writer
+    this.pressure(ok)
+  }
+
+  private pressure(ok: boolean): void {
+    if (!ok || this.out.writableLength > HIGH_WATER) {
+      if (!this.blocked) {
+        this.blocked = true
+        this.onPressure(true)
+      }
+    }
   }
 
   private queued(): void {
@@ -141,24 +197,16 @@ export class ProtocolWriter {
 
   flush(): void {
     if (this.broken) return
-    let data: string | Buffer
-    if (this.used === this.start) {
-      if (this.batch.length === 0) return
-      data = this.batch.length === 1 ? this.batch[0] + '\n' : this.batch.join('\n') + '\n'
-      this.batch = []
-      this.batchBytes = 0
-    } else {
+    if (this.used > this.start) {
       this.settle()
-      data = this.buf.subarray(this.start, this.used)
-      this.start = this.used
+      this.writeBytes()
+      return
     }
-    const ok = this.write(data, 'latin1') // stdout-ok: the only protocol writer
-    if (!ok || this.out.writableLength > HIGH_WATER) {
-      if (!this.blocked) {
-        this.blocked = true
-        this.onPressure(true)
-      }
-    }
+    if (this.batch.length === 0) return
+    const data = this.batch.length === 1 ? this.batch[0] + '\n' : this.batch.join('\n') + '\n'
+    this.batch = []
+    this.batchBytes = 0
+    this.pressure(this.write(data, 'latin1')) // stdout-ok: the only protocol writer
   }
 
   /** Resolves when the output is below its high-water mark (for senders of large messages). */

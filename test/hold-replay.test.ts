@@ -112,3 +112,41 @@ t.test('data-lines the fast path takes and those it leaves to the full parse: on
     ['X-Signed: yes', 'A: b', 'another token', 'version 0.7', '..dot', '', 'x|y|z', '.'],
   )
 })
+
+t.test('the writer reuses its buffers on a real pipe only once written: every byte arrives, in order', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const { ProtocolWriter } = await import('../lib/writer.js')
+  const cat = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] })
+  let blocked = 0
+  const w = new ProtocolWriter(cat.stdin, undefined, (b) => void (b && blocked++))
+  const got: Buffer[] = []
+  // a slow reader: output waits in the pipe and in the writer's queue
+  cat.stdout.on('data', (c: Buffer) => {
+    got.push(c)
+    cat.stdout.pause()
+    setTimeout(() => cat.stdout.resume(), 1)
+  })
+  const done = new Promise((r) => cat.stdout.on('end', r))
+  const prefix = Buffer.from('filter-dataline|s|t|', 'latin1')
+  const expected: string[] = []
+  const r = rng(7)
+  for (let round = 0; round < 300; round++) {
+    const lines: string[] = []
+    const n = 1 + Math.floor(r() * 400)
+    for (let i = 0; i < n; i++) lines.push((r() < 0.1 ? '.' : '') + `${round}:${i}:` + 'x'.repeat(Math.floor(r() * 200)))
+    const held = Buffer.from(lines.join('\n') + '\n', 'latin1')
+    w.datalines(prefix, held, 0, held.length, 1 << 20, () => t.fail('no long line'))
+    held.fill(0) // the writer copied what it needs
+    for (const l of lines) expected.push(`filter-dataline|s|t|${l.startsWith('.') ? '.' + l : l}`)
+    w.line(`filter-result|s|t|proceed ${round}`)
+    expected.push(`filter-result|s|t|proceed ${round}`)
+    if (round % 10 === 0) w.flush()
+    await w.ready()
+  }
+  await w.end()
+  cat.stdin.end()
+  await done
+  t.ok(blocked > 0, 'the reader was slower than the writer')
+  const text = Buffer.concat(got).toString('latin1')
+  t.equal(text, expected.join('\n') + '\n')
+})
