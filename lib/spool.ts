@@ -52,7 +52,7 @@ function giveBlock(b: Buffer): void {
 export interface SpoolOptions {
   /** bytes of one message kept in memory before it spills to a file */
   readonly memoryLimit?: number
-  /** bytes of all messages kept in memory (see above) */
+  /** bytes of all messages kept in memory (see above; at least `memoryLimit`) */
   readonly totalMemoryLimit?: number
   readonly directory?: string
 }
@@ -72,7 +72,8 @@ export class Spool {
 
   constructor(opts: SpoolOptions = {}) {
     this.memoryLimit = opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT
-    this.totalMemoryLimit = opts.totalMemoryLimit ?? DEFAULT_TOTAL_MEMORY_LIMIT
+    // one message may always use its own limit
+    this.totalMemoryLimit = Math.max(opts.totalMemoryLimit ?? DEFAULT_TOTAL_MEMORY_LIMIT, this.memoryLimit)
     // os.tmpdir() reads three environment variables: ~10 µs, paid only by a message that spills
     this.directory = opts.directory
   }
