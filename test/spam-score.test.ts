@@ -7,7 +7,7 @@ import { actionFor, bayesBand, bayesContribution, DEFAULT_THRESHOLDS, learnItem,
 import { DEFAULT_WEIGHTS, type Weights } from '../lib/spam/weights.js';
 import { runRules, RULES } from '../lib/spam/rules.js';
 import { analyze } from '../lib/spam/analyze.js';
-import { tokenize } from '../lib/spam/tokenize.js';
+import { hash53, hash53Join, tokenize } from '../lib/spam/tokenize.js';
 import { parseReceived, sessionFromReceived } from '../lib/spam/received.js';
 import { MemoryStore } from '../lib/store/memory.js';
 
@@ -198,6 +198,20 @@ t.test('tokens: prefixes, decoding, ignored fields', async (t) => {
   const learned = new Set(learnItem(withRcvd).tokens);
   const scanned = tokenize(analyze(withRcvd), { ip: '192.0.2.1', rdns: 'mail.example.cn', helo: 'mail.example.cn' }).hashes;
   t.ok(scanned.every((h) => learned.has(h)));
+});
+
+t.test('tokens: the hashes are the hashes of the token strings, once each, in order', async (t) => {
+  // tokenize hashes word pairs and prefixed words without building their strings
+  // (hash53Join) and dedups in a table reused across messages: same set as hashing strings.
+  for (const f of ['cjk.eml', 'latin1-alt.eml', 'koi8r.eml']) {
+    const a = analyze(fx(f));
+    const kept = tokenize(a, { ip: '192.0.2.1', rdns: 'mail.example.cn', helo: 'x' }, { keepStrings: true });
+    const plain = tokenize(a, { ip: '192.0.2.1', rdns: 'mail.example.cn', helo: 'x' });
+    t.same(plain.hashes, kept.hashes, f + ': same hashes with and without strings');
+    t.same(kept.hashes, kept.strings!.map((s) => hash53(s)), f + ': hash of each string');
+    t.equal(new Set(kept.hashes).size, kept.hashes.length, f + ': no duplicates');
+  }
+  for (const [a, b, c] of [['', '', ''], ['s:', 'café', ''], ['foo', ' ', 'bar'], ['免', '费', '票']] as const) t.equal(hash53Join(a, b, c), hash53(a + b + c));
 });
 
 t.test('scan with a trained store', async (t) => {

@@ -81,28 +81,130 @@ function shape(s: string): string {
   return s.replace(/[A-Z]+/g, 'A').replace(/[a-z]+/g, 'a').replace(/[0-9]+/g, '9').slice(0, 24);
 }
 
+/** hash53 of a + b + c without building the string (the same characters through the same
+ *  state): a message's word pairs and prefixed words are most of its tokens. */
+export function hash53Join(a: string, b: string, c = ''): number {
+  let h1 = 0xdeadbeef ^ 0;
+  let h2 = 0x41c6ce57 ^ 0;
+  for (let i = 0; i < a.length; i++) {
+    const ch = a.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  for (let i = 0; i < b.length; i++) {
+    const ch = b.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  for (let i = 0; i < c.length; i++) {
+    const ch = c.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+}
+
+/**
+ * The set of a message's token hashes, in the order first added. An open-addressing table of
+ * doubles, reused from one message to the next (tokenize is synchronous): a Set<number> would
+ * box every 53-bit hash and rehash as it grows, for each message.
+ */
+const SET_MIN = 2048;
+/** a table grown past this (a message of many thousand tokens) is not kept for the next */
+const SET_KEEP = 16384;
+
+class HashSet {
+  private keys = new Float64Array(SET_MIN);
+  private mask = SET_MIN - 1;
+  private zero = false;
+  /** what was added, in order */
+  out: number[] = [];
+
+  /** Adds h; true when it was not there. */
+  add(h: number): boolean {
+    if (h === 0) {
+      if (this.zero) return false;
+      this.zero = true;
+      this.out.push(h);
+      return true;
+    }
+    if ((this.out.length + 1) * 2 > this.keys.length) this.grow();
+    const keys = this.keys, mask = this.mask;
+    let i = (h >>> 0) & mask;
+    for (;;) {
+      const k = keys[i]!;
+      if (k === h) return false;
+      if (k === 0) {
+        keys[i] = h;
+        this.out.push(h);
+        return true;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  private grow(): void {
+    const cap = this.keys.length * 2;
+    this.keys = new Float64Array(cap);
+    this.mask = cap - 1;
+    for (const h of this.out) {
+      if (h === 0) continue;
+      let i = (h >>> 0) & this.mask;
+      while (this.keys[i] !== 0) i = (i + 1) & this.mask;
+      this.keys[i] = h;
+    }
+  }
+
+  /** The hashes added, and the set emptied for the next message. */
+  take(): number[] {
+    const out = this.out;
+    this.out = [];
+    this.zero = false;
+    if (this.keys.length > SET_KEEP) {
+      this.keys = new Float64Array(SET_MIN);
+      this.mask = SET_MIN - 1;
+    } else this.keys.fill(0);
+    return out;
+  }
+}
+
+/** tokenize's table, one message at a time */
+const SHARED = new HashSet();
+
 export class TokenSink {
-  readonly set = new Set<number>();
   readonly strings: string[] | undefined;
-  constructor(keep: boolean) {
+  constructor(
+    keep: boolean,
+    private readonly hashes = new HashSet(),
+  ) {
     this.strings = keep ? [] : undefined;
   }
   add(t: string): void {
-    const h = hash53(t);
-    if (!this.set.has(h)) {
-      this.set.add(h);
-      this.strings?.push(t);
-    }
+    if (this.hashes.add(hash53(t))) this.strings?.push(t);
+  }
+  /** add(a + b + c), without building the string unless the strings are kept. */
+  addJoin(a: string, b: string, c = ''): void {
+    if (this.hashes.add(hash53Join(a, b, c))) this.strings?.push(a + b + c);
+  }
+  /** The unique hashes in the order first added; the sink is empty afterwards. */
+  take(): number[] {
+    return this.hashes.take();
   }
 }
 
 /** Words of a text: lower-cased, 2..20 chars; longer ones become "sk:<first 8>" (SA's
  *  skip tokens); CJK runs become character pairs (no spaces to split on). */
 export function words(text: string, max: number, out: string[]): void {
-  WORD_RE.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  while ((m = WORD_RE.exec(text)) !== null && out.length < max) {
-    let w = m[0];
+  // match() gives the matched strings alone (exec builds a result array for each word); the
+  // words past `max` are matched but not used.
+  const found = text.match(WORD_RE);
+  if (found === null) return;
+  for (let k = 0; k < found.length && out.length < max; k++) {
+    let w = found[k]!;
     // Trailing punctuation that the class allows inside words.
     while (w.length > 1 && /['’_-]$/.test(w)) w = w.slice(0, -1);
     if (CJK_RE.test(w)) {
@@ -127,8 +229,8 @@ function addWords(sink: TokenSink, prefix: string, text: string, max: number, bi
   const ws: string[] = [];
   words(text, max, ws);
   for (let i = 0; i < ws.length; i++) {
-    sink.add(prefix + ws[i]);
-    if (bigrams && i > 0) sink.add(prefix + ws[i - 1] + ' ' + ws[i]);
+    sink.addJoin(prefix, ws[i]!);
+    if (bigrams && i > 0) sink.addJoin(prefix + ws[i - 1], ' ', ws[i]!);
   }
 }
 
@@ -172,7 +274,14 @@ function ipTokens(sink: TokenSink, prefix: string, ip: string): void {
 }
 
 export function tokenize(a: Analysis, session: SessionFacts | undefined, opt: TokenizeOptions = {}): Tokens {
-  const sink = new TokenSink(!!opt.keepStrings);
+  try {
+    return tokenizeInto(new TokenSink(!!opt.keepStrings, SHARED), a, session, opt);
+  } finally {
+    SHARED.take(); // empty already, unless something threw half way
+  }
+}
+
+function tokenizeInto(sink: TokenSink, a: Analysis, session: SessionFacts | undefined, opt: TokenizeOptions): Tokens {
   const maxWords = opt.maxWords ?? 4000;
   const bigrams = opt.bigrams ?? true;
   // Body.
@@ -184,7 +293,7 @@ export function tokenize(a: Analysis, session: SessionFacts | undefined, opt: To
     budget -= ws.length;
     for (let i = 0; i < ws.length; i++) {
       sink.add(ws[i]!);
-      if (bigrams && i > 0) sink.add(ws[i - 1] + ' ' + ws[i]);
+      if (bigrams && i > 0) sink.addJoin(ws[i - 1]!, ' ', ws[i]!);
     }
     if (t.html && t.html.hidden) addWords(sink, 'hid:', t.html.hidden, 300, false);
   }
@@ -260,7 +369,7 @@ export function tokenize(a: Analysis, session: SessionFacts | undefined, opt: To
     const path = /^[a-z]+:\/*[^/?#]*([/?#][^/?#]*)/i.exec(u.url)?.[1];
     if (path && path.length > 1) sink.add('u:p:' + u.domain + path.slice(0, 30).toLowerCase());
   }
-  const out: Tokens = { hashes: [...sink.set] };
+  const out: Tokens = { hashes: sink.take() };
   if (sink.strings) out.strings = sink.strings;
   return out;
 }
