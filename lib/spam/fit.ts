@@ -29,6 +29,9 @@ export interface FitOptions {
   negWeight?: number;
   iterations?: number;
   rate?: number;
+  /** Features whose summed contribution is capped per example: a row's term from them is
+   *  min(Σ w_j x_j, max) (the bulk-style rules, BULK_TOTAL_MAX). */
+  cappedGroup?: { members: boolean[]; max: number };
 }
 
 export interface FitResult {
@@ -75,19 +78,29 @@ export function fitLogistic(X: number[][], y: (0 | 1)[], opt: FitOptions = {}): 
     rowsVal.push(Float64Array.from(val));
   }
   const wsum = npos * pw + nneg * nw;
+  const inGroup = opt.cappedGroup?.members ?? new Array<boolean>(d).fill(false);
+  const groupMax = opt.cappedGroup?.max ?? Infinity;
   for (let it = 1; it <= iters; it++) {
     g.fill(0);
     loss = 0;
     for (let i = 0; i < n; i++) {
       const idx = rowsIdx[i]!, val = rowsVal[i]!;
       let z = b + off;
-      for (let k = 0; k < idx.length; k++) z += w[idx[k]!]! * val[k]!;
+      let gsum = 0;
+      for (let k = 0; k < idx.length; k++) {
+        const j = idx[k]!;
+        if (inGroup[j]) gsum += w[j]! * val[k]!;
+        else z += w[j]! * val[k]!;
+      }
+      // Past the cap the group's term is flat: its members get no gradient from this row.
+      const capped = gsum > groupMax;
+      z += capped ? groupMax : gsum;
       const p = sigmoid(z);
       const yi = y[i]!;
       const sw = yi ? pw : nw;
       loss += -sw * (yi ? Math.log(Math.max(p, 1e-300)) : Math.log(Math.max(1 - p, 1e-300)));
       const r = sw * (p - yi);
-      for (let k = 0; k < idx.length; k++) g[idx[k]!]! += r * val[k]!;
+      for (let k = 0; k < idx.length; k++) if (!(capped && inGroup[idx[k]!])) g[idx[k]!]! += r * val[k]!;
       g[d]! += r;
     }
     for (let j = 0; j <= d; j++) g[j] = g[j]! / wsum;
@@ -173,6 +186,16 @@ export const RULE_MAX = 3;
  *  legitimate newsletters share). */
 export const BULK_RULE_MAX = 1;
 
+/**
+ * Most points all bulk-style rules together may carry in one message. Formatting is
+ * context, not evidence: however many newsletter habits a message has, with an unsure
+ * Bayes they must stay below the required score (UNSURE_MAX + BULK_TOTAL_MAX < REQUIRED),
+ * so at least one sign of deception, forgery or spam's own vocabulary is needed to junk
+ * it. Without this a newsletter Bayes does not know, hitting five of the twenty-odd
+ * bulk-style rules, would be junked on formatting alone. The largest such value: 3.
+ */
+export const BULK_TOTAL_MAX = 3;
+
 /** Knots of the Bayes curve on the chi-square logit axis (one at the top of the unsure band). */
 export const BAYES_KNOTS = [-300, -100, -30, -10, -3, -1, -0.1, -0.01, 0, 0.01, 0.1, 1, UNSURE_BAND.high, 3, 10, 30, 100, 300];
 
@@ -206,6 +229,11 @@ export interface WeightFitOptions {
   ruleMax?: number;
   /** Per-rule caps below ruleMax (default: BULK_RULE_MAX for the bulk-style rules of RULES). */
   ruleCaps?: Record<string, number>;
+  /** Rules whose summed points are capped at bulkTotalMax (default: the bulk-style rules). */
+  bulkRules?: string[];
+  /** Most points of all bulkRules together in one message (default BULK_TOTAL_MAX;
+   *  Infinity: no group cap). */
+  bulkTotalMax?: number;
 }
 
 /** Deterministic stratified k-fold assignment. */
@@ -355,6 +383,10 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
   const ruleMax = opt.ruleMax ?? RULE_MAX;
   const caps = opt.ruleCaps ?? Object.fromEntries(RULES.filter((r) => r.bulk).map((r) => [r.name, BULK_RULE_MAX]));
   const ruleUpper = rules.map((r) => Math.min(ruleMax, caps[r] ?? Infinity));
+  // All bulk-style rules of a message together: at most bulkTotalMax points.
+  const bulkSet = new Set(opt.bulkRules ?? RULES.filter((r) => r.bulk).map((r) => r.name));
+  const bulkTotalMax = opt.bulkTotalMax ?? BULK_TOTAL_MAX;
+  const bulkMembers = rules.map((r) => bulkSet.has(r));
   // The combined fit uses every (example, view) with a held-out logit (forward block 0 has none).
   const X: number[][] = [];
   const yUse: (0 | 1)[] = [];
@@ -370,7 +402,14 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
   const lower = new Array<number>(d).fill(0);
   const upper = [...new Array<number>(nRamps).fill(Infinity), ...ruleUpper];
   const iterations = opt.iterations ?? 3000;
-  const fit = fitLogistic(X, yUse, { l2, lower, upper, iterations, interceptUpper: unsureMax + theta - REQUIRED });
+  const fit = fitLogistic(X, yUse, {
+    l2,
+    lower,
+    upper,
+    iterations,
+    interceptUpper: unsureMax + theta - REQUIRED,
+    cappedGroup: { members: [...new Array<boolean>(nRamps).fill(false), ...bulkMembers], max: bulkTotalMax },
+  });
   const minW = opt.minWeight ?? 0.05;
   const raw: Record<string, number> = {};
   const ruleW: Record<string, number> = {};
@@ -397,6 +436,7 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
     iterations,
     intercept: false,
     offset: theta - REQUIRED,
+    cappedGroup: { members: bulkMembers, max: bulkTotalMax },
   });
   const untrained: Record<string, number> = {};
   rules.forEach((r, j) => {
@@ -408,6 +448,7 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
       bayes: { knots: [...BAYES_KNOTS], values: values.map((v) => Math.round(v * 1000) / 1000) },
       rules: ruleW,
       untrained: { base: 0, rules: untrained },
+      ...(Number.isFinite(bulkTotalMax) && bulkSet.size ? { bulk: { rules: rules.filter((r) => bulkSet.has(r) && (r in ruleW || r in untrained)), max: bulkTotalMax } } : {}),
       provenance: '',
     },
     raw,

@@ -107,6 +107,30 @@ export function actionFor(score: number, t: Thresholds): SpamAction {
 
 const RULE_DESC = new Map(RULES.map((r) => [r.name, r.description]));
 
+/**
+ * Points of the rules that hit, given a weight set. Rules without a weight are left out.
+ * Bulk-style rules (formatting and addressing newsletters share) carry at most bulk.max
+ * points together; past that their points are scaled down proportionally, so each symbol
+ * still shows what it added and the score stays the sum of the symbols.
+ */
+export function rulePoints(hits: string[], ruleWeights: Record<string, number>, bulk?: Weights['bulk']): { name: string; score: number; scaled: boolean }[] {
+  let scale = 1;
+  const members = bulk ? new Set(bulk.rules) : null;
+  if (members) {
+    let total = 0;
+    for (const h of hits) if (members.has(h)) total += ruleWeights[h] ?? 0;
+    if (total > bulk!.max) scale = bulk!.max / total;
+  }
+  const out: { name: string; score: number; scaled: boolean }[] = [];
+  for (const h of hits) {
+    const s = ruleWeights[h];
+    if (!s) continue; // rules that did not earn a weight are not shown
+    const scaled = scale < 1 && members!.has(h);
+    out.push({ name: h, score: scaled ? s * scale : s, scaled });
+  }
+  return out;
+}
+
 /** Turn prepared facts and (optionally) store counts into the verdict. */
 export function scorePrepared(p: Prepared, lookup: Lookup | null, opt: ScoreOptions = {}): ScanResult {
   const w = opt.weights ?? DEFAULT_WEIGHTS;
@@ -128,10 +152,12 @@ export function scorePrepared(p: Prepared, lookup: Lookup | null, opt: ScoreOpti
     symbols.push({ name: 'BAYES_NOT_READY', score: round(w.untrained.base), description: why });
     ruleWeights = w.untrained.rules;
   }
-  for (const h of p.hits) {
-    const s = ruleWeights[h];
-    if (!s) continue; // rules that did not earn a weight are not shown
-    symbols.push({ name: h, score: round(s), description: RULE_DESC.get(h) ?? h });
+  for (const r of rulePoints(p.hits, ruleWeights, w.bulk)) {
+    symbols.push({
+      name: r.name,
+      score: round(r.score),
+      description: (RULE_DESC.get(r.name) ?? r.name) + (r.scaled ? ` (bulk-style points scaled to their ${w.bulk!.max}-point cap)` : ''),
+    });
   }
   if (p.gtube) symbols.push({ name: 'GTUBE', score: GTUBE_SCORE, description: 'Generic Test for Unsolicited Bulk Email' });
   let score = 0;

@@ -16,6 +16,8 @@ export interface Weights {
   rules: Record<string, number>;
   /** Rules-only set, used until Bayes has enough training. */
   untrained: { base: number; rules: Record<string, number> };
+  /** Bulk-style rules: together at most max points in one message (scaled down past it). */
+  bulk?: { rules: string[]; max: number };
   /** How and on what these were fitted. */
   provenance: string;
 }
