@@ -78,6 +78,25 @@ const ADVANCE_FEE = [
   /\b(barrister|solicitor general|attorney at law)\b/i,
   /\b(son|daughter|wife|widow)\s+of\s+(the\s+)?(late|former)\b/i,
 ];
+/**
+ * Trigger words: words a pattern cannot match without, tested before running it. A
+ * message's word set (Derived.words) keeps only the words registered here, so a trigger
+ * must be registered (trigger(), ph()) when the module loads.
+ */
+const VOCABULARY = new Set<string>();
+interface Trigger {
+  readonly words: readonly string[];
+}
+function trigger(words: string): Trigger {
+  const list = words.split(' ');
+  for (const w of list) {
+    // triggerWords() keeps words of [a-z0-9] up to 20 characters only.
+    if (!/^[a-z0-9]{1,20}$/.test(w)) throw new Error(`trigger word ${JSON.stringify(w)}: [a-z0-9]{1,20} only`);
+    VOCABULARY.add(w);
+  }
+  return { words: list };
+}
+
 /** Words each ADVANCE_FEE formula cannot match without (lower-case, as in Derived.words). */
 const ADVANCE_FEE_WORDS: string[][] = [
   ['kin'],
@@ -91,6 +110,7 @@ const ADVANCE_FEE_WORDS: string[][] = [
   ['barrister', 'general', 'law'],
   ['late', 'former'],
 ];
+for (const ws of ADVANCE_FEE_WORDS) trigger(ws.join(' '));
 const LIST_FIELDS = new Set(['list-id', 'list-unsubscribe', 'list-post', 'mailing-list', 'list-help']);
 
 function receivedText(c: RuleContext): string {
@@ -124,7 +144,7 @@ interface Derived {
   lower: string;
   /** Visible text with its line structure (for line-based tests), at most TEXT_MAX. */
   lines: string[];
-  /** Words of the lower-cased text (letters, digits), for the phrase families' triggers. */
+  /** The trigger words (VOCABULARY) among the words (letters, digits) of the lower-cased text. */
   words: Set<string>;
   /** HTML sources of the HTML parts, at most TEXT_MAX characters each. */
   html: string[];
@@ -137,13 +157,34 @@ function derived(a: Analysis): Derived {
   let d = DERIVED.get(a);
   if (d) return d;
   const body = a.body.length > TEXT_MAX ? a.body.slice(0, TEXT_MAX) : a.body;
-  const text = body.replace(/\s+/g, ' ');
+  // Runs of white space become one space (a lone space is left as it is: no replacement).
+  const text = body.replace(/\s\s+|[^\S ]/g, ' ');
   const html: string[] = [];
   for (const t of a.texts) if (t.html && t.part.text) html.push(t.part.text.length > TEXT_MAX ? t.part.text.slice(0, TEXT_MAX) : t.part.text);
   const lower = text.toLowerCase();
-  d = { text, lower, lines: body.split('\n'), words: new Set(lower.match(/[a-z0-9]+/g)), html };
+  d = { text, lower, lines: body.split('\n'), words: triggerWords(lower), html };
   DERIVED.set(a, d);
   return d;
+}
+
+/** The words ([a-z0-9]+) of a lower-cased text that are trigger words. */
+function triggerWords(lower: string): Set<string> {
+  const found = new Set<string>();
+  let start = -1;
+  for (let i = 0; i <= lower.length; i++) {
+    const ch = i < lower.length ? lower.charCodeAt(i) : 0;
+    if ((ch >= 97 && ch <= 122) || (ch >= 48 && ch <= 57)) {
+      if (start < 0) start = i;
+    } else if (start >= 0) {
+      // No trigger word is longer than 20 letters: do not slice longer ones.
+      if (i - start <= 20) {
+        const w = lower.slice(start, i);
+        if (VOCABULARY.has(w)) found.add(w);
+      }
+      start = -1;
+    }
+  }
+  return found;
 }
 
 // A Received field can only matter to the HELO rules if its HELO is an address or names
@@ -168,24 +209,40 @@ function heloHops(a: Analysis): ReceivedRecord[] {
   return hops;
 }
 
-/** How many of the phrase patterns match the message's text (each counted once), up to enough. */
+/** How many of the phrase patterns match the message's text (each counted once), up to
+ *  enough; a result below enough only says "fewer than enough". */
 function countMatches(d: Derived, phrases: Phrase[], enough = phrases.length): number {
+  const candidates = phrases.filter((p) => p.words.some((w) => d.words.has(w)));
   let n = 0;
-  for (const p of phrases) {
-    if (!p.words.some((w) => d.words.has(w))) continue;
-    if (p.re.test(d.lower) && ++n >= enough) break;
+  for (let i = 0; i < candidates.length; i++) {
+    if (n + (candidates.length - i) < enough) break; // the rest cannot make up enough
+    if (candidates[i]!.re.test(d.lower) && ++n >= enough) break;
   }
   return n;
+}
+
+/** Whether the text has one of these words (the words a pattern cannot match without: a
+ *  cheap test before running it). When the body is longer than the word set covers, true. */
+function mayMatch(a: Analysis, t: Trigger): boolean {
+  if (a.body.length > TEXT_MAX) return true;
+  const d = derived(a);
+  for (const w of t.words) if (d.words.has(w)) return true;
+  return false;
 }
 
 /** At least 20 letters, 90 % of them capitals (ASCII counted by code, the rest by Unicode class). */
 function shouted(l: string): boolean {
   let letters = 0, upper = 0, other = false;
+  // Letters are at most the line's length: past a tenth of it in ASCII lower case, the
+  // capitals cannot reach 90 % (most lines end here within a few characters).
+  const lowerMax = l.length / 10;
   for (let i = 0; i < l.length; i++) {
     const ch = l.charCodeAt(i);
     if (ch >= 65 && ch <= 90) letters++, upper++;
-    else if (ch >= 97 && ch <= 122) letters++;
-    else if (ch >= 128) other = true;
+    else if (ch >= 97 && ch <= 122) {
+      letters++;
+      if (letters - upper > lowerMax) return false;
+    } else if (ch >= 128) other = true;
   }
   if (other) {
     const ls = l.replace(/[^\p{L}]/gu, '');
@@ -236,7 +293,7 @@ interface Phrase {
   words: string[];
   re: RegExp;
 }
-const ph = (words: string, re: RegExp): Phrase => ({ words: words.split(' '), re });
+const ph = (words: string, re: RegExp): Phrase => ({ words: trigger(words).words as string[], re });
 
 const MONEY_MAKING: Phrase[] = [
   ph('make making earn earning generate generating', /\b(make|making|earn|earning|generate|generating)\s+(up to\s+|over\s+|an? extra\s+)?(\$\s?\d[\d,]*|big money|serious money|extra (money|cash|income)|money (fast|from home|online|while you sleep)|thousands)/),
@@ -308,6 +365,14 @@ const URGENCY: Phrase[] = [
   ph('last left remain', /\bwhile (supplies|quantities|stocks?) last\b|\bonly \d+ (days?|spots?|copies|units) (left|remain)\b/),
   ph('lifetime last hurry', /\bonce in a lifetime\b|\bthis (offer|deal) (won'?t|will not) last\b|\bhurry\b/),
 ];
+
+// Trigger words of the single-pattern body rules (each: the words every alternative needs).
+const T_DISCLAIMER = trigger('spam unsolicited');
+const T_ONE_TIME = trigger('time not no');
+const T_REMOVE = trigger('subject removed remove removal');
+const T_OBTAINED = trigger('address list database');
+const T_LAW = trigger('unsolicited compliance accordance');
+const T_DEAR = trigger('dear');
 
 export const RULES: Rule[] = [
   // Session facts (smtpd link-connect / link-identify). Skipped for authenticated senders.
@@ -656,6 +721,7 @@ export const RULES: Rule[] = [
     // 2002-era spam cited the never-enacted Senate bill S. 1618 (Murkowski) to claim it could
     // not be spam; a subscribed newsletter has no reason to argue that it is not spam.
     test: (c) =>
+      (c.a.body.includes('1618') || mayMatch(c.a, T_DISCLAIMER)) &&
       /\bs\.?\s?1618\b|\bbill\s+1618\b|\b(this|the)\s+(e-?mail|message|letter|mailing)\s+(is|was)\s+(not|never)\s+(a\s+)?(spam|unsolicited)\b|\b(cannot|can ?not|should not|may not)\s+be\s+considered\s+(spam|unsolicited)\b|\bthis\s+is\s+not\s+(a\s+)?spam\b/i.test(
         c.a.body,
       ),
@@ -937,6 +1003,7 @@ export const RULES: Rule[] = [
     // A newsletter one subscribed to never says it will not write again; unsolicited
     // mail says so to pre-empt complaints.
     test: (c) =>
+      mayMatch(c.a, T_ONE_TIME) &&
       /\bone[- ]time (mailing|e-?mail|message|offer(ing)?|notice|notification)\b|\b(you will|you'll|you shall) not (receive|be (sent|contacted|mailed|e-?mailed)|hear from us)( any)? (further|future|more|again|another)\b|\bno (need|action (is )?(required|necessary)) to (remove|unsubscribe|opt[- ]?out)\b|\b(will|shall) not (be )?(contact|e-?mail|mail|write to) you again\b/.test(
         derived(c.a).lower,
       ),
@@ -947,6 +1014,7 @@ export const RULES: Rule[] = [
     description: '"To be removed, reply with REMOVE in the subject"',
     // How lists without subscription software (and all spam of the era) handle complaints.
     test: (c) =>
+      mayMatch(c.a, T_REMOVE) &&
       /\bto be (permanently )?removed (from|off) (our|this|the|my|future|further|any|all)\b|\b(reply|respond|send|write|e-?mail)\b[^.]{0,60}["'“]?remove["'”]?[^.]{0,30}\bsubject\b|\b(type|put|with|write|place) ["'“]?remove["'”]? in the subject\b|\bremove (yourself|your (e-?mail|name|address)) (from|off)\b|\bremoval (instructions|request|link|address|form)\b/.test(
         derived(c.a).lower,
       ),
@@ -957,6 +1025,7 @@ export const RULES: Rule[] = [
     // Mail one asked for does not need to explain how it found the address. (What opt-in
     // marketing says, "you subscribed", "our partners", "our opt-in list", is not counted.)
     test: (c) =>
+      mayMatch(c.a, T_OBTAINED) &&
       /\byour (e-?mail )?address (was|has been|is|had been) (obtained|collected|acquired|gathered|harvested|found|selected|purchased|bought|provided to us)\b|\b(purchased|rented|bought|third[- ]party) (e-?mail |mailing |address )?(list|database)\b/.test(
         derived(c.a).lower,
       ),
@@ -967,6 +1036,7 @@ export const RULES: Rule[] = [
     // Spam cited bills (H.R. 3113, S. 1618, "Section 301") to look lawful; SPAM_DISCLAIMER
     // covers S. 1618 and "this is not spam".
     test: (c) =>
+      (mayMatch(c.a, T_LAW) || /3113|1910|4176|2214/.test(derived(c.a).lower)) &&
       /\bh\.?\s?r\.?\s?(3113|1910|4176|2214)\b|\bunsolicited commercial (electronic )?(e-?mail|mail) act\b|\bin (full )?(compliance|accordance) with[^.]{0,60}\b(federal|state|law|laws|requirements|regulations|guidelines|bill|act)\b[^.]{0,40}\b(e-?mail|spam|unsolicited|commercial)/.test(
         derived(c.a).lower,
       ),
@@ -976,6 +1046,7 @@ export const RULES: Rule[] = [
     bulk: true,
     description: 'Addresses a generic "Dear Friend / Sir or Madam / Homeowner"',
     test: (c) =>
+      mayMatch(c.a, T_DEAR) &&
       /(^|[\n>])[\s*]*dear (friend|sir\s*(or|\/|&|and)\s*madam|madam\s*(or|\/)\s*sir|homeowner|home owner|internet user|e-?mail user|computer user|business (owner|professional)|entrepreneur|investor|beneficiary|winner|opportunity seeker|fellow american)s?\b/i.test(
         derived(c.a).lines.slice(0, 60).join('\n'),
       ),
@@ -1015,6 +1086,7 @@ export const RULES: Rule[] = [
     // checksums and track replies (SpamAssassin's TRACKER_ID, RATWARE_HASH_DASH).
     test: (c) =>
       derived(c.a).lines.some((l) => {
+        if (l.length < 6) return false;
         const s = l.trim();
         if (s.length < 6 || s.length > 60 || !/^[A-Za-z0-9_-]+$/.test(s)) return false;
         const flips = s.match(/[A-Za-z](?=\d)|\d(?=[A-Za-z])/g)?.length ?? 0;
