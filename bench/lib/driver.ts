@@ -96,6 +96,8 @@ interface Waiter {
 
 export async function drive(o: DriveOptions): Promise<DriveResult> {
   const version = o.version ?? '0.6'
+  // Requests and answers are written and read in the session|token order of 0.5 and later.
+  if (/^0\.[0-4]$/.test(version)) throw new Error(`drive: protocol ${version} (token|session order) is not supported`)
   const size = o.size ?? '4k'
   const ips = o.ips ?? 8
   const errors: string[] = []
@@ -123,27 +125,68 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
   const dotWaiting = new Map<string, Waiter>()
   const echoed = new Map<string, number>()
 
-  let batch: string[] = []
+  // Lines (strings, without '\n') and ready-made blocks of lines (Buffers, each line ending
+  // in '\n'), written in order once per turn of the event loop.
+  let batch: (string | Buffer)[] = []
   let scheduled = false
-  const send = (lines: string[]): void => {
+  const flush = (): void => {
+    scheduled = false
+    let run: string[] = []
+    for (const item of batch) {
+      if (typeof item === 'string') run.push(item)
+      else {
+        if (run.length) child.stdin.write(run.join('\n') + '\n', 'latin1')
+        run = []
+        child.stdin.write(item)
+      }
+    }
+    if (run.length) child.stdin.write(run.join('\n') + '\n', 'latin1')
+    batch = []
+  }
+  const send = (lines: (string | Buffer)[]): void => {
     for (const l of lines) batch.push(l)
     if (!scheduled) {
       scheduled = true
-      setImmediate(() => {
-        scheduled = false
-        const data = batch.join('\n') + '\n'
-        batch = []
-        child.stdin.write(data, 'latin1')
-      })
+      setImmediate(flush)
     }
   }
 
   let ts = 1700000000
   const t = (): string => (ts += 0.0001).toFixed(6)
+
+  // A message's data-lines, built once: every line's prefix
+  // (filter|V|TS|smtp-in|data-line|SID|TOKEN|) has the same length, so a session copies the
+  // block and stamps its own prefix at each line's offset. Like smtpd, which sends the lines
+  // it read in one go with one timestamp, all lines of a message carry the same time. The
+  // driver's own CPU stays well below the filter's even for 5 MB messages (building 65,000
+  // strings per message made the driver the bottleneck of the MB/s figure).
+  const dataPrefix = (time: string, sid: string, tok: string): string => `filter|${version}|${time}|smtp-in|data-line|${sid}|${tok}|`
+  const prefixLength = dataPrefix(t(), sessionId(0), (0xd0c0000000000000n).toString(16)).length
+  const lineOffsets: number[] = []
+  const dataBlock = (() => {
+    let total = 0
+    for (const l of stuffed) total += prefixLength + l.length + 1
+    const b = Buffer.allocUnsafe(total)
+    let off = 0
+    for (const l of stuffed) {
+      lineOffsets.push(off)
+      off += prefixLength
+      off += b.write(l, off, 'latin1')
+      b[off++] = 10
+    }
+    return b
+  })()
+  const dataLines = (sid: string, tok: string): (string | Buffer)[] => {
+    const prefix = Buffer.from(dataPrefix(t(), sid, tok), 'latin1')
+    if (prefix.length !== prefixLength) return stuffed.map((l) => `filter|${version}|${t()}|smtp-in|data-line|${sid}|${tok}|${l}`)
+    const b = Buffer.from(dataBlock)
+    for (const off of lineOffsets) prefix.copy(b, off)
+    return [b]
+  }
   const rep = (sid: string, event: string, ...p: string[]): string | undefined =>
     reports.has(event) || reports.has('*') ? `report|${version}|${t()}|smtp-in|${event}|${sid}${p.length ? '|' + p.join('|') : ''}` : undefined
 
-  const answers = new LineSplitter((line) => {
+  const onAnswer = (line: string): void => {
     if (line.startsWith('register|')) {
       const f = line.split('|')
       if (f[1] === 'ready') ready()
@@ -185,8 +228,45 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
         echoed.set(sid, k + 1)
       }
     } else errors.push(`not a protocol answer: ${line.slice(0, 120)}`)
-  })
-  child.stdout.on('data', (c: Buffer) => answers.push(c))
+  }
+  const onDot = (sid: string): void => {
+    const w = dotWaiting.get(sid)
+    if (!w) {
+      errors.push(`unexpected end of message for ${sid}`)
+      return
+    }
+    dotWaiting.delete(sid)
+    ;(latency.dot ??= []).push(Number(process.hrtime.bigint() - w.sent) / 1e6)
+    w.resolve('.')
+  }
+  // Echoed data-lines are not turned into strings unless they are checked (verify): the
+  // "." that ends a message is found in the bytes.
+  const DATALINE = Buffer.from('filter-dataline|')
+  const answers = new LineSplitter(onAnswer)
+  let tail: Buffer | null = null
+  const onChunk = (chunk: Buffer): void => {
+    if (o.verify) return answers.push(chunk)
+    const buf = tail ? Buffer.concat([tail, chunk]) : chunk
+    tail = null
+    let s = 0
+    for (;;) {
+      const e = buf.indexOf(10, s)
+      if (e < 0) break
+      if (e - s > DATALINE.length && buf.compare(DATALINE, 0, DATALINE.length, s, s + DATALINE.length) === 0) {
+        const p2 = buf.indexOf(124, s + DATALINE.length)
+        const p3 = p2 >= 0 && p2 < e ? buf.indexOf(124, p2 + 1) : -1
+        if (p3 >= 0 && p3 < e) {
+          if (p3 === e - 2 && buf[e - 1] === 46) onDot(buf.toString('latin1', s + DATALINE.length, p2))
+          s = e + 1
+          continue
+        }
+      }
+      onAnswer(buf.toString('latin1', s, e))
+      s = e + 1
+    }
+    if (s < buf.length) tail = Buffer.from(buf.subarray(s))
+  }
+  child.stdout.on('data', onChunk)
 
   const ask = (sid: string, phase: string, token: string, param: string, before: (string | undefined)[] = []): Promise<string> => {
     const lines = before.filter((l): l is string => l !== undefined)
@@ -224,9 +304,8 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
       if (d === 'disconnect') return end()
       if (phases.has('data-line')) {
         const tok = tk(5)
-        const lines = stuffed.map((l) => `filter|${version}|${t()}|smtp-in|data-line|${sid}|${tok}|${l}`)
         const dot = new Promise<string>((resolve) => dotWaiting.set(sid, { token: tok, phase: 'dot', sent: 0n, resolve }))
-        send(lines)
+        send(dataLines(sid, tok))
         // The latency of "." runs from our "." to theirs: the end-of-message cost.
         const w = dotWaiting.get(sid)!
         dotWaiting.set(sid, { ...w, sent: process.hrtime.bigint() })
