@@ -290,3 +290,18 @@ t.test('API misuse and bad specs', async (t) => {
   const small = generateKeyPairSync('rsa', { modulusLength: 512 }).privateKey;
   t.throws(() => new DkimSigner([rsa({ key: small })]), /at least 1024/);
 });
+
+t.test('finishAsync (the private-key operation on the thread pool) gives what finish gives', async (t) => {
+  const message = ['From: a@hz.test', 'To: b@other.example', 'Subject: async', '', 'body line', '.dot line', ''];
+  for (const specs of [[rsa()], [ed()], [rsa(), ed({ domains: ['other.example'] })]]) {
+    const a = new DkimSigner(specs);
+    const b = new DkimSigner(specs);
+    for (const l of message) {
+      a.line(l);
+      b.line(l);
+    }
+    // RSA PKCS#1 v1.5 and Ed25519 signatures are deterministic: the lines must be equal
+    t.same(await b.finishAsync(1700000000), a.finish(1700000000), specs.map((s) => s.algorithm ?? 'rsa-sha256').join('+'));
+    await t.rejects(b.finishAsync(), /twice/);
+  }
+});

@@ -266,7 +266,7 @@ export function dkimsignFilter(config: DkimsignConfig, log?: Logger): FilterDefi
     for (const l of header) msg.signer.line(l)
   }
 
-  const end = (ctx: MessageContext<SessionState>): MessageEdit => {
+  const end = async (ctx: MessageContext<SessionState>): Promise<MessageEdit> => {
     let msg = ctx.state.msg
     if (msg === undefined || msg.ctx !== ctx) msg = start(ctx) // an empty message: no line at all
     ctx.state.msg = undefined
@@ -277,7 +277,8 @@ export function dkimsignFilter(config: DkimsignConfig, log?: Logger): FilterDefi
         logOf(ctx).info({ ...at(ctx), reason: msg.skip }, 'not signed')
         return {}
       }
-      const lines = msg.signer!.finish()
+      // the private-key operation on the thread pool: other sessions go on meanwhile
+      const lines = await msg.signer!.finishAsync()
       const max = msg.maxLineBytes ?? Infinity
       for (const l of lines) {
         // cannot happen with the startup limits on names; a cut signature would not verify
