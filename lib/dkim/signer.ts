@@ -180,18 +180,20 @@ export class DkimSigner {
   }
 
   /**
-   * The same as finish(), with the private-key operations on libuv's thread pool
+   * The same as finish(), with the RSA private-key operations on libuv's thread pool
    * (crypto.sign with a callback): an RSA-2048 signature takes ~0.3 ms of CPU, during which
    * the filter's main thread goes on reading and answering other sessions. Same result.
+   * Ed25519 signs inline: its ~35 µs cost less than the hand-off to a thread (~50 µs).
    */
   async finishAsync(now: number = Math.floor(Date.now() / 1000)): Promise<string[]> {
     const unsigned = this.unsignedFields(now);
     const signatures = await Promise.all(
-      unsigned.map(
-        (u) =>
-          new Promise<Buffer>((resolve, reject) => {
-            sign(u.digestAlgorithm, u.input, u.key, (err, b) => (err ? reject(err) : resolve(b)));
-          }),
+      unsigned.map((u) =>
+        u.digestAlgorithm === null
+          ? sign(null, u.input, u.key)
+          : new Promise<Buffer>((resolve, reject) => {
+              sign(u.digestAlgorithm, u.input, u.key, (err, b) => (err ? reject(err) : resolve(b)));
+            }),
       ),
     );
     const out: string[] = [];
