@@ -213,16 +213,8 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
       decisions[d] = (decisions[d] ?? 0) + 1
       w.resolve(d)
     } else if (kind === 'filter-dataline') {
-      if (rest === '.') {
-        const w = dotWaiting.get(sid)
-        if (!w) {
-          errors.push(`unexpected end of message for ${sid}`)
-          return
-        }
-        dotWaiting.delete(sid)
-        ;(latency.dot ??= []).push(Number(process.hrtime.bigint() - w.sent) / 1e6)
-        w.resolve('.')
-      } else if (o.verify) {
+      if (rest === '.') onDot(sid)
+      else if (o.verify) {
         const k = echoed.get(sid) ?? 0
         if (stuffed[k] !== rest && errors.length < 20) errors.push(`${sid}: line ${k} differs`)
         echoed.set(sid, k + 1)

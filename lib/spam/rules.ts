@@ -366,6 +366,11 @@ const URGENCY: Phrase[] = [
   ph('lifetime last hurry', /\bonce in a lifetime\b|\bthis (offer|deal) (won'?t|will not) last\b|\bhurry\b/),
 ];
 
+/** A rule that hits when `needed` different phrases of a family occur in the text. */
+function phraseFamily(name: string, description: string, phrases: Phrase[], needed: number, opt: { bulk?: boolean } = {}): Rule {
+  return { name, description, ...opt, test: (c) => countMatches(derived(c.a), phrases, needed) >= needed };
+}
+
 // Trigger words of the single-pattern body rules (each: the words every alternative needs).
 const T_DISCLAIMER = trigger('spam unsolicited');
 const T_ONE_TIME = trigger('time not no');
@@ -950,53 +955,15 @@ export const RULES: Rule[] = [
   },
   // Spam's vocabulary, as families of phrases. A family hits on two different phrases
   // (one can be quoted or discussed; two are a pitch).
-  {
-    name: 'BODY_MONEY_MAKING',
-    description: 'Get-rich, work-at-home and MLM pitch (two phrases or more)',
-    test: (c) => countMatches(derived(c.a), MONEY_MAKING, 2) >= 2,
-  },
-  {
-    name: 'BODY_FINANCIAL',
-    description: 'Mortgage, debt, credit or loan pitch (two phrases or more)',
-    test: (c) => countMatches(derived(c.a), FINANCIAL, 2) >= 2,
-  },
-  {
-    name: 'BODY_STOCK',
-    description: 'Stock tout (two phrases or more)',
-    test: (c) => countMatches(derived(c.a), STOCK, 2) >= 2,
-  },
-  {
-    name: 'BODY_DRUGS',
-    description: 'Drugs, pharmacy, weight loss, enlargement (two phrases or more)',
-    test: (c) => countMatches(derived(c.a), DRUGS, 2) >= 2,
-  },
-  {
-    name: 'BODY_ADULT',
-    description: 'Adult-site pitch (two phrases or more)',
-    test: (c) => countMatches(derived(c.a), ADULT, 2) >= 2,
-  },
-  {
-    name: 'BODY_MARKETING_LISTS',
-    description: 'Sells address lists or bulk mailing (two phrases or more)',
-    test: (c) => countMatches(derived(c.a), MARKETING_LISTS, 2) >= 2,
-  },
-  {
-    name: 'BODY_PRIZE',
-    description: 'You have been selected / have won / claim your prize',
-    test: (c) => countMatches(derived(c.a), PRIZE, 1) >= 1,
-  },
-  {
-    name: 'BODY_GUARANTEE',
-    bulk: true,
-    description: 'Guarantee and no-risk claims (two phrases or more)',
-    test: (c) => countMatches(derived(c.a), GUARANTEE, 2) >= 2,
-  },
-  {
-    name: 'BODY_URGENCY',
-    bulk: true,
-    description: 'Act-now pressure (two phrases or more)',
-    test: (c) => countMatches(derived(c.a), URGENCY, 2) >= 2,
-  },
+  phraseFamily('BODY_MONEY_MAKING', 'Get-rich, work-at-home and MLM pitch (two phrases or more)', MONEY_MAKING, 2),
+  phraseFamily('BODY_FINANCIAL', 'Mortgage, debt, credit or loan pitch (two phrases or more)', FINANCIAL, 2),
+  phraseFamily('BODY_STOCK', 'Stock tout (two phrases or more)', STOCK, 2),
+  phraseFamily('BODY_DRUGS', 'Drugs, pharmacy, weight loss, enlargement (two phrases or more)', DRUGS, 2),
+  phraseFamily('BODY_ADULT', 'Adult-site pitch (two phrases or more)', ADULT, 2),
+  phraseFamily('BODY_MARKETING_LISTS', 'Sells address lists or bulk mailing (two phrases or more)', MARKETING_LISTS, 2),
+  phraseFamily('BODY_PRIZE', 'You have been selected / have won / claim your prize', PRIZE, 1),
+  phraseFamily('BODY_GUARANTEE', 'Guarantee and no-risk claims (two phrases or more)', GUARANTEE, 2, { bulk: true }),
+  phraseFamily('BODY_URGENCY', 'Act-now pressure (two phrases or more)', URGENCY, 2, { bulk: true }),
   {
     name: 'BODY_ONE_TIME',
     description: 'Says it is a one-time mailing (so it was not subscribed to)',

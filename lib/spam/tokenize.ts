@@ -21,18 +21,7 @@ import type { SessionFacts } from './types.js';
 
 /** cyrb53: a fast 53-bit string hash (public domain, bryc). */
 export function hash53(str: string, seed = 0): number {
-  let h1 = 0xdeadbeef ^ seed;
-  let h2 = 0x41c6ce57 ^ seed;
-  for (let i = 0; i < str.length; i++) {
-    const ch = str.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
-  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
-  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+  return cyrb53(str, '', '', seed);
 }
 
 export interface TokenizeOptions {
@@ -84,22 +73,20 @@ function shape(s: string): string {
 /** hash53 of a + b + c without building the string (the same characters through the same
  *  state): a message's word pairs and prefixed words are most of its tokens. */
 export function hash53Join(a: string, b: string, c = ''): number {
-  let h1 = 0xdeadbeef ^ 0;
-  let h2 = 0x41c6ce57 ^ 0;
-  for (let i = 0; i < a.length; i++) {
-    const ch = a.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
-  }
-  for (let i = 0; i < b.length; i++) {
-    const ch = b.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
-  }
-  for (let i = 0; i < c.length; i++) {
-    const ch = c.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
+  return cyrb53(a, b, c, 0);
+}
+
+/** cyrb53 over the characters of a, b and c in turn. */
+function cyrb53(a: string, b: string, c: string, seed: number): number {
+  let h1 = 0xdeadbeef ^ seed;
+  let h2 = 0x41c6ce57 ^ seed;
+  for (let part = 0; part < 3; part++) {
+    const str = part === 0 ? a : part === 1 ? b : c;
+    for (let i = 0; i < str.length; i++) {
+      const ch = str.charCodeAt(i);
+      h1 = Math.imul(h1 ^ ch, 2654435761);
+      h2 = Math.imul(h2 ^ ch, 1597334677);
+    }
   }
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
   h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
