@@ -161,7 +161,7 @@ t.test('a slow server is a timeout at the configured bound', async (t) => {
   const ms = performance.now() - start;
   t.match(res, { ok: false, error: 'timeout', temporary: true });
   t.comment(`timeout reported after ${ms.toFixed(0)} ms (bound 300 ms)`);
-  t.ok(ms < 1000, 'well before c-ares defaults (5 s × 4 tries)');
+  t.ok(ms < 4000, 'well before c-ares defaults (5 s × 4 tries)');
   t.equal(r.stats().timeouts, 1);
   // Timeouts are not cached: the next lookup asks again.
   const before = count('A slow.test');

@@ -180,7 +180,7 @@ t.test('temporary DNS failures: proceed, 451 or 421 by -tempfail', async (t) => 
       const s = h.session(CLIENT[c])
       t.equal(await s.connect(), 'proceed', c)
       const ms = performance.now() - t0
-      t.ok(ms < 700, `${c}: answered after ${ms.toFixed(0)} ms`)
+      t.ok(ms < 1400, `${c}: answered after ${ms.toFixed(0)} ms (budget 300, DNS answer at 1500)`)
       s.disconnect()
       t.match(await s.verdict(), { fcrdns: 'temperror', action: 'proceed' })
     }
