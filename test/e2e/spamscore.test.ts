@@ -23,7 +23,7 @@ import { chownSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { corpus, GTUBE, SMTPD_FILTERS, type CorpusMessage } from '../fixtures/spamscore/common.js';
-import { filterCommand, headerValues, host, Lab, zone, type Delivered, type Smtpd, type SessionScript, type Step } from '../lib/lab.js';
+import { filterCommand, headerValues, host, inAcceptanceOrder, Lab, zone, type Delivered, type Smtpd, type SessionScript, type Step } from '../lib/lab.js';
 
 const root = process.getuid?.() === 0;
 const run = promisify(execFile);
@@ -169,7 +169,7 @@ t.test('filter-spamscore under smtpd 6.8', { skip: root ? false : 'needs root (i
       { data: forge(ham, 'X-Spam: yes\nX-Spam-Flag: YES\nX-Spam-Status: Yes, score=99.0\n'), expect: '250' },
     ]);
     t.match(r.replies.find((x) => x.code === 550)!.lines.join(' '), /Spam message rejected \(GTUBE/, 'the 550 text');
-    const [s1, s2, h1, h2] = await next(smtpd, 4);
+    const [s1, s2, h1, h2] = inAcceptanceOrder(await next(smtpd, 4), r.replies); // in the order sent
     for (const [d, what] of [[s1!, 'spam'], [s2!, 'spam with a forged X-Spam-Status: No']] as const) {
       t.ok(d.junk, `${what}: delivered to .Junk`);
       t.same(headerValues(d.data, 'X-Spam'), ['yes'], `${what}: X-Spam: yes`);
@@ -194,8 +194,8 @@ t.test('filter-spamscore under smtpd 6.8', { skip: root ? false : 'needs root (i
   await t.test('each dialect alone files spam in Junk: X-Spam-Flag: YES (SpamAssassin), X-Spam: yes (rspamd)', async (t) => {
     for (const dialect of ['spamassassin', 'rspamd']) {
       const smtpd = await lab.startSmtpd({ junk: true, filters: [{ name: 'spamscore', command: filterCommand('spamscore', ['-store', store, '-headers', dialect]) }] });
-      await send(t, smtpd, [{ data: spam, expect: '250' }, { data: ham, expect: '250' }]);
-      const [s, h] = await next(smtpd, 2);
+      const r = await send(t, smtpd, [{ data: spam, expect: '250' }, { data: ham, expect: '250' }]);
+      const [s, h] = inAcceptanceOrder(await next(smtpd, 2), r.replies);
       t.ok(s!.junk, `${dialect}: spam in Junk`);
       t.notOk(h!.junk, `${dialect}: ham in the inbox`);
       if (dialect === 'spamassassin') {
@@ -271,8 +271,8 @@ t.test('filter-spamscore under smtpd 6.8', { skip: root ? false : 'needs root (i
     await g2.stop();
     const mx2 = await lab.startSmtpd({ junk: true, filters: [{ name: 'spamscore', command: filterCommand('spamscore', args) }] });
     t.teardown(() => mx2.stop());
-    await send(t, mx2, [{ data: spam, expect: '250' }, { data: ham, expect: '250' }]);
-    const [s, h] = await next(mx2, 2);
+    const r = await send(t, mx2, [{ data: spam, expect: '250' }, { data: ham, expect: '250' }]);
+    const [s, h] = inAcceptanceOrder(await next(mx2, 2), r.replies);
     t.ok(s!.junk, 'spam in Junk with the statistics from Redis');
     t.match(headerValues(s!.data, 'X-Spam-Status')[0], /BAYES_9/);
     t.notOk(h!.junk, 'ham in the inbox');

@@ -31,6 +31,7 @@
 //   zone(...), host(name, ip), a(name, ...ips), ptr(ip, ...names), txt(name, ...strings), mx(...)
 //   startZoneServer(zone, { port: 0 }): Promise<ZoneServer>  the same DNS in-process, for unit tests
 //   body(msg), headerBlock(msg), headerValues(msg, name)      reading a Delivered's data
+//   inAcceptanceOrder(delivered, replies)                    delivered messages in the order smtpd accepted them
 //
 // Good to know:
 // - waitReady opens one session from PROBE_SRC (127.0.0.254, banner + QUIT): filters see
@@ -65,7 +66,7 @@ import type { Zone } from './zone.js';
 export { BASE_ENV, filterCommand, opensmtpdCanRead, projectRoot } from './project.js';
 export { a, host, mx, ptr, reverseName, txt, zone, type Zone, type ZoneEntry } from './zone.js';
 export { startZoneServer, type QueryLogEntry, type ZoneServer } from './dns-zone-server.js';
-export { body, headerBlock, headerValues, type Delivered } from './maildir.js';
+export { body, headerBlock, headerValues, inAcceptanceOrder, type Delivered } from './maildir.js';
 export { dataPayload, type SessionOptions, type SessionResult, type SessionScript, type Step } from './smtp-client.js';
 export { PROBE_SRC, Smtpd, type FilterSpec, type Listener, type SmtpdOptions } from './smtpd.js';
 export { LabDns } from './lab-dns.js';

@@ -34,6 +34,29 @@ export function readMaildir(dir: string): Delivered[] {
   return out.map(({ data, junk, file }) => ({ data, junk, file }));
 }
 
+/**
+ * The delivered messages in the order smtpd accepted them (the "250 2.0.0 <id> Message
+ * accepted for delivery" replies to "."), matched by the queue id smtpd writes in its
+ * Received field ("… id <id> …"). Delivery order (readMaildir's, by mtime) is not that
+ * order: smtpd hands queued messages to the MDA in parallel, and two messages of one session
+ * can land either way round. Messages without a matching reply keep their place at the end.
+ */
+export function inAcceptanceOrder(delivered: Delivered[], replies: readonly { cmd: string; code: number; lines: string[] }[]): Delivered[] {
+  const ids = replies
+    .filter((r) => r.cmd === '.' && r.code === 250)
+    .map((r) => /^250[ -]2\.0\.0 ([0-9a-f]{8})\b/.exec(r.lines[0] ?? '')?.[1])
+    .filter((x): x is string => x !== undefined);
+  const idOf = (d: Delivered): string | undefined => {
+    const received = d.data.toString('latin1').split(/\n(?![ \t])/).find((l) => /^received:/i.test(l));
+    return received ? /\bid ([0-9a-f]{8})\b/.exec(received)?.[1] : undefined;
+  };
+  const rank = (d: Delivered): number => {
+    const i = ids.indexOf(idOf(d) ?? '');
+    return i < 0 ? ids.length : i;
+  };
+  return [...delivered].sort((x, y) => rank(x) - rank(y));
+}
+
 /** Offset of the body: just past the first empty line. */
 function bodyStart(msg: Buffer): number {
   if (msg[0] === 0x0a) return 1;
