@@ -112,6 +112,12 @@ export interface MessageContext<S> extends Context<S> {
    * `config|protocol`): below 0.7, smtpd truncates answer lines (`answersTruncated`)
    */
   readonly version: ProtocolVersion
+  /**
+   * Hold mode, for `end`: the message as held, the lines that fit whole in `maxBytes` (latin1
+   * bytes, unstuffed, each line ending in '\n'), read back from the runtime's own copy (in
+   * memory or in its temp file), so that a filter keeps no second one. Stream mode: empty.
+   */
+  heldMessage(maxBytes?: number): Promise<{ bytes: Buffer; truncated: boolean }>
 }
 
 /** Where a data handler sends its lines (plain, unstuffed; the runtime stuffs them). */

@@ -177,6 +177,28 @@ class Stage implements MessageContext<unknown> {
     }
   }
 
+  async heldMessage(maxBytes = Infinity): Promise<{ bytes: Buffer; truncated: boolean }> {
+    const parts: Buffer[] = []
+    let n = 0
+    let truncated = false
+    if (this.spool) {
+      for await (const chunk of this.spool.chunks()) {
+        if (n + chunk.length > maxBytes) {
+          const room = maxBytes - n
+          const last = room > 0 ? chunk.lastIndexOf(10, room - 1) : -1
+          if (last >= 0) parts.push(Buffer.from(chunk.subarray(0, last + 1)))
+          n += last + 1
+          truncated = true
+          break
+        }
+        // a copy: chunks read from the temp file are views of one buffer, reused
+        parts.push(Buffer.from(chunk))
+        n += chunk.length
+      }
+    }
+    return { bytes: Buffer.concat(parts, n), truncated }
+  }
+
   private fail(err: unknown): void {
     if (!this.failed) this.log.error({ filter: this.spec.def.name, err: errText(err) }, 'data handler failed: message passed on unchanged')
     this.failed = true

@@ -150,3 +150,33 @@ t.test('the writer reuses its buffers on a real pipe only once written: every by
   const text = Buffer.concat(got).toString('latin1')
   t.equal(text, expected.join('\n') + '\n')
 })
+
+t.test('heldMessage: the held lines as bytes, cut at the last whole line that fits, in memory and spilled', async (t) => {
+  const lines = message(11)
+  const whole = Buffer.from(lines.map((l) => l + '\n').join(''), 'latin1')
+  for (const memoryLimit of [1 << 30, 16]) {
+    for (const max of [undefined, whole.length, whole.length - 1, 5000, 1, 0]) {
+      let got: { bytes: Buffer; truncated: boolean } | undefined
+      const def: FilterDefinition = {
+        name: 'reader',
+        data: {
+          mode: 'hold',
+          end: async (ctx) => {
+            got = await ctx.heldMessage(max)
+            return {}
+          },
+        },
+      }
+      await run(def, '0.6', memoryLimit, lines)
+      // what a filter keeping each line while it fits would have: line after line, then none
+      let expect = 0
+      for (const l of lines) {
+        if (max !== undefined && expect + l.length + 1 > max) break
+        expect += l.length + 1
+      }
+      const what = `memory limit ${memoryLimit}, max ${max}`
+      t.ok(got!.bytes.equals(whole.subarray(0, expect)), `${what}: ${expect} bytes`)
+      t.equal(got!.truncated, expect < whole.length, `${what}: truncated`)
+    }
+  }
+})

@@ -17,8 +17,8 @@
  *
  * Content decisions are answered at commit, never junk there (smtpd 6.8 dies of a junk at
  * commit): "junk" is done with the header. The message is held by the runtime (in memory up
- * to 1 MB, then an unlinked 0600 temp file under -tmpdir); the filter keeps the first
- * -maxBytes of it to scan and passes the rest through unscanned.
+ * to 1 MB, then an unlinked 0600 temp file under -tmpdir); at the end the filter reads the first
+ * -maxBytes of it back to scan (no second copy) and passes the rest through unscanned.
  *
  * Authenticated and local (unix socket) sessions are the site's own users sending: they are
  * not scored unless -scoreAuth (then without the session rules, never greylisted, never
@@ -146,19 +146,9 @@ export class StoreRef implements StoreSource {
 
 // ---- per-session and per-message state ---------------------------------------------------
 
-interface Held {
-  /** the runtime makes one MessageContext per message: this is how a new message is told */
-  readonly ctx: MessageContext<SessionState>
-  /** the first maxBytes of the message, latin1 lines */
-  readonly lines: string[]
-  bytes: number
-  truncated: boolean
-}
-
 export interface SessionState {
   /** link-greeting: the name smtpd greets with (for "HELO claims to be us") */
   greeting?: string
-  held?: Held
   /** the answer at commit for the message just scanned */
   verdict?: Decision
 }
@@ -172,6 +162,8 @@ export interface Outcome {
   readonly error?: string
   readonly greylisted?: boolean
   readonly user?: string
+  /** the message was longer than -maxBytes: its first lines were scanned */
+  readonly truncated?: boolean
 }
 
 // ---- session facts ---------------------------------------------------------------------------
@@ -313,18 +305,13 @@ export function spamscoreFilter(cfg: SpamscoreConfig, deps: SpamscoreDeps): Filt
   const autolearner = cfg.autolearn ? new Autolearner(deps.store, log) : undefined
   let notReadyWarned = 0
 
-  const start = (ctx: MessageContext<SessionState>): Held => {
-    const held: Held = { ctx, lines: [], bytes: 0, truncated: false }
-    ctx.state.held = held
-    ctx.state.verdict = undefined
-    return held
-  }
-
-  const scan = async (held: Held, ctx: MessageContext<SessionState>): Promise<Outcome> => {
+  const scan = async (ctx: MessageContext<SessionState>): Promise<Outcome> => {
     const s = ctx.session
     const t = now()
     const facts = sessionFacts(s, ctx.state.greeting, t)
-    const buf = Buffer.from(held.lines.join('\n') + '\n', 'latin1')
+    // the lines that fit in -maxBytes, from the runtime's copy of the held message
+    const held = await ctx.heldMessage(cfg.maxBytes)
+    const buf = held.bytes.length > 0 ? held.bytes : Buffer.from('\n') // no line: one empty line, as ever
     const p = prepare(buf, facts, scoreOpt)
     const store = await deps.store.get()
     const rcpts = s.rcpts.map((r) => r.toLowerCase())
@@ -368,20 +355,17 @@ export function spamscoreFilter(cfg: SpamscoreConfig, deps: SpamscoreDeps): Filt
     if (decision.kind === 'proceed') {
       headers = renderHeaders(r, cfg.dialect, { reject: cfg.thresholds.reject })
       // smtpd's own `X-Spam: Yes` is already in the message (above its Received field): not twice.
-      if (smtpdJunked(held.ctx.headers.map(fieldRef))) headers = headers.filter((l) => !/^X-Spam: /i.test(l))
+      if (smtpdJunked(ctx.headers.map(fieldRef))) headers = headers.filter((l) => !/^X-Spam: /i.test(l))
     }
 
     if (autolearner && !facts.authenticated && !greylisted) {
       const cls = autolearnClass(r, lookup)
       if (cls) autolearner.add(cls, user, learnItem(buf, { maxBytes: cfg.maxBytes, session: facts }))
     }
-    return { result: r, decision, headers, greylisted, user }
+    return { result: r, decision, headers, greylisted, user, truncated: held.truncated }
   }
 
   const end = async (ctx: MessageContext<SessionState>): Promise<MessageEdit> => {
-    let held = ctx.state.held
-    if (held === undefined || held.ctx !== ctx) held = start(ctx) // an empty message
-    ctx.state.held = undefined
     const s = ctx.session
     const started = process.hrtime.bigint()
     const at = { session: s.id, bytes: ctx.bytes }
@@ -391,7 +375,7 @@ export function spamscoreFilter(cfg: SpamscoreConfig, deps: SpamscoreDeps): Filt
       log.debug({ ...at, reason: outcome.skipped }, 'not scored')
     } else {
       try {
-        outcome = await withTimeout(scan(held, ctx), SCAN_TIMEOUT_MS)
+        outcome = await withTimeout(scan(ctx), SCAN_TIMEOUT_MS)
       } catch (err) {
         const e = errText(err)
         outcome = { decision: cfg.onError === 'tempfail' ? reject(451, TEXT.error) : proceed(), headers: [], error: e }
@@ -408,7 +392,7 @@ export function spamscoreFilter(cfg: SpamscoreConfig, deps: SpamscoreDeps): Filt
             bayes: r.bayes ? Number(r.bayes.probability.toFixed(4)) : 'not ready',
             symbols: r.symbols.map((x) => x.name).join(','),
             ...(outcome.user ? { user: outcome.user } : {}),
-            ...(held.truncated ? { scanned: cfg.maxBytes } : {}),
+            ...(outcome.truncated ? { scanned: cfg.maxBytes } : {}),
             ms: Number(ms.toFixed(2)),
           },
           'scanned',
@@ -443,19 +427,6 @@ export function spamscoreFilter(cfg: SpamscoreConfig, deps: SpamscoreDeps): Filt
     },
     data: {
       mode: 'hold',
-      line: (ctx, line) => {
-        let held = ctx.state.held
-        if (held === undefined || held.ctx !== ctx) {
-          held = start(ctx)
-        }
-        if (held.truncated) return
-        if (held.bytes + line.length + 1 > cfg.maxBytes) {
-          held.truncated = true
-          return
-        }
-        held.lines.push(line)
-        held.bytes += line.length + 1
-      },
       end,
     },
     // Our own errors are handled in end(); this is for the runtime's (the spool).
