@@ -128,9 +128,7 @@ export class ProtocolWriter {
   /** Moves the batch of strings behind the queued bytes. */
   private settle(): void {
     if (this.batch.length === 0) return
-    const text = this.batch.length === 1 ? this.batch[0] + '\n' : this.batch.join('\n') + '\n'
-    this.batch = []
-    this.batchBytes = 0
+    const text = this.takeBatch()
     this.room(text.length)
     this.used += this.buf.write(text, this.used, 'latin1')
   }
@@ -203,10 +201,15 @@ export class ProtocolWriter {
       return
     }
     if (this.batch.length === 0) return
-    const data = this.batch.length === 1 ? this.batch[0] + '\n' : this.batch.join('\n') + '\n'
+    this.pressure(this.write(this.takeBatch(), 'latin1')) // stdout-ok: the only protocol writer
+  }
+
+  /** The queued strings as one text, each line ending in '\n'; the batch is emptied. */
+  private takeBatch(): string {
+    const text = this.batch.length === 1 ? this.batch[0] + '\n' : this.batch.join('\n') + '\n'
     this.batch = []
     this.batchBytes = 0
-    this.pressure(this.write(data, 'latin1')) // stdout-ok: the only protocol writer
+    return text
   }
 
   /** Resolves when the output is below its high-water mark (for senders of large messages). */
