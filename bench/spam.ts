@@ -436,6 +436,11 @@ async function main(): Promise<void> {
     out(`  ham scoring >= 4: ${pooled.filter((x) => !x.m.spam && x.score >= 4).length} of ${pooled.filter((x) => !x.m.spam).length}`);
     out(`  rules (last cut): ${Object.entries(w!.rules).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     if (flag('--rules-table')) rulesTable(out, fitAndScore(train, [], 1, opt).fitted);
+    if (flag('--dev-misses')) {
+      // The held-out training spam below the required score, weakest first (training data).
+      out('missed held-out training spam (file, chi-square logit, score, rule hits):');
+      for (const x of spam.filter((x) => x.score < 6).sort((a, b) => a.score - b.score)) out(`  ${x.m.file} ${fmt(x.logit, 2)} ${fmt(x.score, 2)} ${x.m.hits.join(',')}`);
+    }
     return;
   }
 
