@@ -32,6 +32,9 @@ export interface FitOptions {
   /** Features whose summed contribution is capped per example: a row's term from them is
    *  min(Σ w_j x_j, max) (the bulk-style rules, BULK_TOTAL_MAX). */
   cappedGroup?: { members: boolean[]; max: number };
+  /** Linear floors: intercept + Σ weights[members] ≥ min after every step (Euclidean
+   *  projection onto the half-space along the members, whose upper bounds must be ∞). */
+  sumFloors?: { members: number[]; min: number }[];
 }
 
 export interface FitResult {
@@ -119,6 +122,11 @@ export function fitLogistic(X: number[][], y: (0 | 1)[], opt: FitOptions = {}): 
       if (j === d) b = Math.min(opt.interceptUpper ?? Infinity, Math.max(opt.interceptLower ?? -Infinity, b - step));
       else w[j] = Math.min(hi[j]!, Math.max(lo[j]!, w[j]! - step));
     }
+    for (const f of opt.sumFloors ?? []) {
+      let sum = useB ? b : 0;
+      for (const j of f.members) sum += w[j]!;
+      if (sum < f.min && f.members.length) for (const j of f.members) w[j] = w[j]! + (f.min - sum) / f.members.length;
+    }
   }
   return { weights: w, intercept: b, loss };
 }
@@ -197,6 +205,13 @@ export const BULK_RULE_MAX = 1;
 export const BULK_TOTAL_MAX = 3;
 
 /**
+ * Where Bayes is sure: combined probability I ≥ 0.999, logit ≥ ln(999) — SpamAssassin's
+ * BAYES_999 band. The mirror of the unsure band: there Bayes must not decide alone, here
+ * it must be able to. The curve is bounded below there by SURE_MIN.
+ */
+export const SURE_LOGIT = Math.log(0.999 / 0.001);
+
+/**
  * L2 penalties of the fit (per weight, on the class-balanced mean log-loss). Chosen on the
  * training split only, by the one-standard-error rule over forward-chained holdouts
  * (`node dist/bench/spam.js --dev --cuts 0.5,0.6,0.7,0.8,0.9 --fit '{"l2Rules":…,"l2Bayes":…}'`,
@@ -210,11 +225,21 @@ export const L2_RULES = 1e-4;
 export const L2_BAYES = 1e-3;
 
 /** Knots of the Bayes curve on the chi-square logit axis (one at the top of the unsure band). */
-export const BAYES_KNOTS = [-300, -100, -30, -10, -3, -1, -0.1, -0.01, 0, 0.01, 0.1, 1, UNSURE_BAND.high, 3, 10, 30, 100, 300];
+export const BAYES_KNOTS = [-300, -100, -30, -10, -3, -1, -0.1, -0.01, 0, 0.01, 0.1, 1, UNSURE_BAND.high, 3, SURE_LOGIT, 10, 30, 100, 300];
 
 /** The score at which "add header" starts; the fitted decision boundary (log-odds 0 under
  *  balanced class weights) is placed there. */
 export const REQUIRED = 6;
+
+/**
+ * Least points of the Bayes curve from SURE_LOGIT up: the required score. A site's own
+ * training is its strongest evidence — a user moves a campaign's first messages to Junk,
+ * Dovecot teaches the store, and the next ones must land in Junk on that alone, whether or
+ * not a rule fires. Fitted freely on this split the curve never got there (5.65 at logit
+ * 300, look 11): its training spam nearly always hit rules as well, so nothing taught the
+ * fit what Bayes alone is worth.
+ */
+export const SURE_MIN = REQUIRED;
 
 export interface WeightFitOptions {
   /** Forward-chaining blocks for the held-out Bayes logits (default 10). */
@@ -238,6 +263,8 @@ export interface WeightFitOptions {
   /** Most points of the Bayes curve up to the top of the unsure band (default UNSURE_MAX;
    *  Infinity: unconstrained, as fitted before). */
   unsureMax?: number;
+  /** Least points of the curve from SURE_LOGIT up (default SURE_MIN; -Infinity: no floor). */
+  sureMin?: number;
   /** Most points of any one rule (default RULE_MAX). */
   ruleMax?: number;
   /** Per-rule caps below ruleMax (default: BULK_RULE_MAX for the bulk-style rules of RULES). */
@@ -415,12 +442,18 @@ export function fitWeights(examples: Example[], ruleNames: string[], opt: Weight
   const lower = new Array<number>(d).fill(0);
   const upper = [...new Array<number>(nRamps).fill(Infinity), ...ruleUpper];
   const iterations = opt.iterations ?? 3000;
+  // Sure Bayes decides: the curve's value at SURE_LOGIT (intercept + the steps between the
+  // anchor and it) is at least sureMin; monotone steps carry it to every higher logit.
+  const sureMin = opt.sureMin ?? SURE_MIN;
+  const sureSteps: number[] = [];
+  for (let j = 0; j < nRamps; j++) if (BAYES_KNOTS[j + 1]! > anchor && BAYES_KNOTS[j + 1]! <= SURE_LOGIT) sureSteps.push(j);
   const fit = fitLogistic(X, yUse, {
     l2,
     lower,
     upper,
     iterations,
     interceptUpper: unsureMax + theta - REQUIRED,
+    ...(Number.isFinite(sureMin) ? { sumFloors: [{ members: sureSteps, min: sureMin + theta - REQUIRED }] } : {}),
     cappedGroup: { members: [...new Array<boolean>(nRamps).fill(false), ...bulkMembers], max: bulkTotalMax },
   });
   const minW = opt.minWeight ?? 0.05;
