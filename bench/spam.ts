@@ -318,7 +318,8 @@ function weightsSource(w: Weights): string {
 // training split) and the rule hits, shifted so that log-odds ln(5) (flagging a ham costs 5
 // missed spam) sits at the "add header" threshold (6). Bounded by principle, not learned:
 // the curve is monotone and gives at most 2 points up to logit ln(9) (chi-square I = 0.90,
-// the top of SpamBayes's unsure band: Bayes that does not know must not decide alone);
+// the top of SpamBayes's unsure band: Bayes that does not know must not decide alone) and at
+// least 6 from logit ln(999) (I = 0.999, SpamAssassin's BAYES_999: Bayes that is sure decides);
 // rules weigh 0 to 3 points, bulk-style rules (formatting and addressing that newsletters
 // share) at most 1. See lib/spam/fit.ts.
 

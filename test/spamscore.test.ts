@@ -135,7 +135,7 @@ t.test('incoming X-Spam* fields are removed; smtpd\'s own first-line mark is kep
 });
 
 t.test('reject threshold, Subject rewrite, thresholds off', async (t) => {
-  const r = await driver(config(['-rejectAt', '10']), { store: source(trained) });
+  const r = await driver(config(['-rejectAt', '6']), { store: source(trained) });
   const [a, b] = await transact(r, [spam, ham]);
   t.equal(a!.commit, 'reject|550 5.7.1 Spam message rejected');
   t.equal(b!.commit, 'proceed');

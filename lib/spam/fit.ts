@@ -396,6 +396,8 @@ export interface FittedWeights {
  *    the top of the unsure band (UNSURE_BAND, I ≤ 0.90): Bayes that does not know must
  *    not decide alone. Unconstrained, the training split (where every unsure message is
  *    spam) taught "unsure = spam": 7.8 points at logit 0;
+ *  - from SURE_LOGIT (I ≥ 0.999) up the curve gives at least SURE_MIN (the required
+ *    score): Bayes that is sure decides, whether or not a rule fires;
  *  - no rule carries more than RULE_MAX (3) points, bulk-style rules no more than
  *    BULK_RULE_MAX (1); weights stay ≥ 0.
  */
